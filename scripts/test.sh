@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (nats-server >= 2.10), then
+# runs every unit and integration test. Each integration test starts its own
+# nats-server on a free port and the embedded Kubernetes API in-process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-nats.sh
+cargo test --locked "$@"

@@ -1,0 +1,306 @@
+//! JetStream topology and publishing: the streams, the durable consumer and the
+//! KV buckets of CONTRACT.md, created or updated idempotently at start, and the
+//! publishers of completion events, routes and dead letters.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::contract::{
+    CONSUMER_NAME, CloudEvent, DEADLETTER_REASON_HEADER, DEADLETTER_SEQUENCE_HEADER,
+    DEADLETTER_STREAM, DEADLETTER_SUBJECT_HEADER, DEADLETTER_SUBJECT_PREFIX, LIFECYCLE_STREAM,
+    LIFECYCLE_SUBJECT_PREFIX, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM, STATUS_SUBJECT_PREFIX,
+    TenantId,
+};
+use crate::error::Error;
+use crate::saga::store::StateStore;
+
+/// Settings of the JetStream objects the worker creates.
+#[derive(Debug, Clone)]
+pub struct TopologySettings {
+    /// Deliveries of one inbound message before it is dead-lettered.
+    pub max_deliver: i64,
+    /// How long the server waits for an ack before redelivering; the worker
+    /// sends progress acks while a saga runs longer than this.
+    pub ack_wait: Duration,
+    /// Messages delivered and not yet acknowledged, across all replicas.
+    pub max_ack_pending: i64,
+    /// How long `TENANT_STATUS` remembers `Nats-Msg-Id`s: longer than the
+    /// longest redelivery sequence, so a completion event re-published after a
+    /// crash is dropped as a duplicate.
+    pub status_duplicate_window: Duration,
+    /// Stream and bucket replicas (1 for a single server, 3 for a cluster).
+    pub replicas: usize,
+}
+
+impl Default for TopologySettings {
+    fn default() -> Self {
+        Self {
+            max_deliver: 10,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1000,
+            status_duplicate_window: Duration::from_secs(30 * 60),
+            replicas: 1,
+        }
+    }
+}
+
+fn stream_config(name: &str, subject_prefix: &str, description: &str, s: &TopologySettings) -> StreamConfig {
+    StreamConfig {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("{subject_prefix}.>")],
+        // History is kept (limits, not work-queue) so replay tooling can re-read it.
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: StorageType::File,
+        num_replicas: s.replicas,
+        duplicate_window: Duration::from_secs(120),
+        ..StreamConfig::default()
+    }
+}
+
+/// Creates or updates every stream, the consumer and the buckets; safe to run
+/// from every replica at every start.
+///
+/// # Errors
+/// [`Error::Nats`] naming the object that could not be created.
+pub async fn ensure_topology(
+    js: &jetstream::Context,
+    s: &TopologySettings,
+) -> Result<(Bus, PullConsumer), Error> {
+    js.create_or_update_stream(stream_config(
+        LIFECYCLE_STREAM,
+        LIFECYCLE_SUBJECT_PREFIX,
+        "tenant intents from billing and signup (tenant.requested/upgraded/deleted)",
+        s,
+    ))
+    .await
+    .map_err(|e| Error::nats("create stream TENANT_LIFECYCLE", e))?;
+    let mut status = stream_config(
+        STATUS_STREAM,
+        STATUS_SUBJECT_PREFIX,
+        "completion events published by tenant-worker",
+        s,
+    );
+    status.duplicate_window = s.status_duplicate_window;
+    js.create_or_update_stream(status)
+        .await
+        .map_err(|e| Error::nats("create stream TENANT_STATUS", e))?;
+    js.create_or_update_stream(stream_config(
+        DEADLETTER_STREAM,
+        DEADLETTER_SUBJECT_PREFIX,
+        "inbound messages tenant-worker could not use, unchanged, with the reason in headers",
+        s,
+    ))
+    .await
+    .map_err(|e| Error::nats("create stream TENANT_DEADLETTER", e))?;
+
+    let consumer: PullConsumer = js
+        .create_consumer_on_stream(
+            PullConfig {
+                durable_name: Some(CONSUMER_NAME.to_owned()),
+                description: Some("tenant-worker replicas (shared durable pull consumer)".into()),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: s.ack_wait,
+                max_deliver: s.max_deliver,
+                max_ack_pending: s.max_ack_pending,
+                filter_subject: format!("{LIFECYCLE_SUBJECT_PREFIX}.>"),
+                ..PullConfig::default()
+            },
+            LIFECYCLE_STREAM,
+        )
+        .await
+        .map_err(|e| Error::nats("create consumer tenant-worker", e))?;
+
+    let bucket = |name: &str, description: &str| kv::Config {
+        bucket: name.to_owned(),
+        description: description.to_owned(),
+        history: 5,
+        storage: StorageType::File,
+        num_replicas: s.replicas,
+        ..kv::Config::default()
+    };
+    let state = js
+        .create_or_update_key_value(bucket(
+            STATE_BUCKET,
+            "tenant-worker's record of each tenant (status, plan, saga step log)",
+        ))
+        .await
+        .map_err(|e| Error::nats("create bucket tenant_state", e))?;
+    let routes = js
+        .create_or_update_key_value(bucket(
+            ROUTES_BUCKET,
+            "tenant id -> live endpoint of each ready tenant, for routing gateways",
+        ))
+        .await
+        .map_err(|e| Error::nats("create bucket tenant_routes", e))?;
+    Ok((
+        Bus {
+            js: js.clone(),
+            state: StateStore::new(state),
+            routes,
+        },
+        consumer,
+    ))
+}
+
+/// The value of a tenant's entry in `tenant_routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub namespace: String,
+    pub host: String,
+    pub port: u16,
+    pub app_version: String,
+    pub plan: String,
+    /// `ready` while the tenant serves traffic.
+    pub status: String,
+}
+
+/// Publishers and stores on an established topology.
+#[derive(Clone)]
+pub struct Bus {
+    js: jetstream::Context,
+    state: StateStore,
+    routes: kv::Store,
+}
+
+impl Bus {
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// Publishes a completion event with `Nats-Msg-Id: msg_id` and waits for the
+    /// stream's acknowledgement. A second publication with the same id inside the
+    /// duplicate window is acknowledged by the server and dropped.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the stream does not confirm.
+    pub async fn publish_completion(&self, event: &CloudEvent<Value>, msg_id: &str) -> Result<(), Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        headers.insert("Content-Type", "application/cloudevents+json");
+        let subject = event.event_type.subject(&event.subject);
+        let payload = Bytes::from(serde_json::to_vec(event).expect("events serialize"));
+        self.js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| Error::nats("publish completion event", e))?
+            .await
+            .map_err(|e| Error::nats("confirm completion event", e))?;
+        Ok(())
+    }
+
+    /// Sets the live route of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when KV cannot be written.
+    pub async fn put_route(&self, tenant: &TenantId, route: &Route) -> Result<(), Error> {
+        let value = Bytes::from(serde_json::to_vec(route).expect("routes serialize"));
+        self.routes
+            .put(tenant.as_str(), value)
+            .await
+            .map_err(|e| Error::nats("write tenant_routes", e))?;
+        Ok(())
+    }
+
+    /// Withdraws the route of `tenant` (a delete marker, so watchers see it go).
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when KV cannot be written.
+    pub async fn delete_route(&self, tenant: &TenantId) -> Result<(), Error> {
+        let present = self
+            .routes
+            .get(tenant.as_str())
+            .await
+            .map_err(|e| Error::nats("read tenant_routes", e))?
+            .is_some();
+        if present {
+            self.routes
+                .delete(tenant.as_str())
+                .await
+                .map_err(|e| Error::nats("delete from tenant_routes", e))?;
+        }
+        Ok(())
+    }
+
+    /// The route of `tenant`, if it has one.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when KV cannot be read.
+    pub async fn route(&self, tenant: &TenantId) -> Result<Option<Route>, Error> {
+        let value = self
+            .routes
+            .get(tenant.as_str())
+            .await
+            .map_err(|e| Error::nats("read tenant_routes", e))?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Copies an inbound message, unchanged, to `tenant.deadletter.<reason_code>`
+    /// with its headers and the reason. Idempotent per stream sequence.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the dead-letter stream does not confirm.
+    pub async fn deadletter(
+        &self,
+        message: &async_nats::Message,
+        stream_sequence: u64,
+        reason_code: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let mut headers = HeaderMap::new();
+        if let Some(original) = &message.headers {
+            for (name, values) in original.iter() {
+                // JetStream control headers (Nats-Msg-Id, Nats-Expected-*) would
+                // change how the dead-letter stream stores the copy; keep them
+                // under another name instead.
+                let name_str: &str = name.as_ref();
+                let target = if name_str.starts_with("Nats-") {
+                    format!("Tenant-Worker-Original-{name_str}")
+                } else {
+                    name_str.to_owned()
+                };
+                for value in values {
+                    headers.append(target.as_str(), value.as_str());
+                }
+            }
+        }
+        headers.insert(DEADLETTER_REASON_HEADER, single_line(reason).as_str());
+        headers.insert(DEADLETTER_SUBJECT_HEADER, message.subject.as_str());
+        headers.insert(DEADLETTER_SEQUENCE_HEADER, stream_sequence.to_string().as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("deadletter:{LIFECYCLE_STREAM}:{stream_sequence}").as_str(),
+        );
+        self.js
+            .publish_with_headers(
+                format!("{DEADLETTER_SUBJECT_PREFIX}.{reason_code}"),
+                headers,
+                message.payload.clone(),
+            )
+            .await
+            .map_err(|e| Error::nats("publish dead letter", e))?
+            .await
+            .map_err(|e| Error::nats("confirm dead letter", e))?;
+        Ok(())
+    }
+}
+
+/// Header values cannot hold line breaks; reasons are capped to stay readable.
+fn single_line(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1024)
+        .collect();
+    flat
+}

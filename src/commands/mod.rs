@@ -1,0 +1,6 @@
+//! The operator-facing subcommands besides `run`: `dev`, `embedded-api`,
+//! `publish` and `status`.
+
+pub mod dev;
+pub mod publish;
+pub mod status;

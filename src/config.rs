@@ -1,0 +1,274 @@
+//! The command line: one `clap` struct per subcommand, every flag also an
+//! environment variable, with safe defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bus::TopologySettings;
+use crate::error::Error;
+use crate::plans::PlanCatalog;
+use crate::retry::RetryPolicy;
+use crate::saga::EngineSettings;
+use crate::settings::{NatsSettings, WorkerSettings};
+
+/// Turns tenant.requested / upgraded / deleted events from NATS JetStream into
+/// isolated tenants (namespace, quota, limits, network policy, RBAC) on
+/// Kubernetes, and publishes what happened to TENANT_STATUS.
+#[derive(Debug, Parser)]
+#[command(name = "tenant-worker", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "TENANT_WORKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker against NATS and a real cluster (kubeconfig or in-cluster).
+    Run(RunArgs),
+    /// Run everything locally: a child nats-server (unless --nats-url), the
+    /// embedded Kubernetes API, and the worker.
+    Dev(DevArgs),
+    /// Serve the embedded Kubernetes API alone (a test and demo double), so that
+    /// several `run` replicas can share one.
+    EmbeddedApi(EmbeddedApiArgs),
+    /// Publish a tenant lifecycle event (as billing or signup would).
+    Publish(PublishArgs),
+    /// Show the worker's record of tenants (KV tenant_state).
+    Status(StatusArgs),
+}
+
+/// NATS connection.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+}
+
+/// Settings shared by `run` and `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Plan catalogue (YAML); the shipped k8s/plans.yaml when not given.
+    #[arg(long, env = "TENANT_WORKER_PLANS")]
+    pub plans: Option<PathBuf>,
+    /// Prefix of tenant namespaces: tenant `acme` lives in `<prefix>acme`.
+    #[arg(long, env = "TENANT_WORKER_NAMESPACE_PREFIX", default_value = "tenant-")]
+    pub namespace_prefix: String,
+    /// Namespace of the routing gateway, allowed in by every tenant's NetworkPolicy.
+    #[arg(long, env = "TENANT_WORKER_GATEWAY_NAMESPACE", default_value = "tenant-gateway")]
+    pub gateway_namespace: String,
+    /// Service name of the tenant's application (the route's host is `<service>.<namespace>.svc.cluster.local`).
+    #[arg(long, env = "TENANT_WORKER_APP_SERVICE", default_value = "app")]
+    pub app_service: String,
+    /// Port of the tenant's application service, published in routes.
+    #[arg(long, env = "TENANT_WORKER_APP_PORT", default_value_t = 8080)]
+    pub app_port: u16,
+    /// Sagas this replica runs at once.
+    #[arg(long, env = "TENANT_WORKER_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub concurrency: u16,
+    /// Deliveries of one event before it is dead-lettered.
+    #[arg(long, env = "TENANT_WORKER_MAX_DELIVER", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub max_deliver: i64,
+    /// Seconds JetStream waits for an ack before redelivering (progress acks keep long sagas).
+    #[arg(long, env = "TENANT_WORKER_ACK_WAIT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub ack_wait_secs: u64,
+    /// Inbound events larger than this many bytes are dead-lettered.
+    #[arg(long, env = "TENANT_WORKER_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_event_bytes: usize,
+    /// Seconds in-flight sagas may run after SIGTERM/SIGINT.
+    #[arg(long, env = "TENANT_WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
+    /// Seconds one delivery waits for a deleted namespace to disappear.
+    #[arg(long, env = "TENANT_WORKER_NAMESPACE_DELETION_TIMEOUT_SECS", default_value_t = 60)]
+    pub namespace_deletion_timeout_secs: u64,
+    /// Replicas of the streams and buckets the worker creates (3 on a NATS cluster).
+    #[arg(long, env = "TENANT_WORKER_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+}
+
+impl WorkerArgs {
+    /// Validates the arguments and loads the plan catalogue.
+    ///
+    /// # Errors
+    /// [`Error::Plans`] when the plan file is unusable; [`Error::Setup`] for a bad prefix.
+    pub fn settings(&self, nats_url: &str) -> Result<WorkerSettings, Error> {
+        let plans = PlanCatalog::load(self.plans.as_deref())?;
+        let prefix_ok = !self.namespace_prefix.is_empty()
+            && self.namespace_prefix.len() <= 63 - crate::contract::MAX_TENANT_ID_LEN
+            && self
+                .namespace_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && self.namespace_prefix.as_bytes()[0].is_ascii_lowercase();
+        if !prefix_ok {
+            return Err(Error::Setup(format!(
+                "--namespace-prefix {:?} must start with a lower-case letter, use only [a-z0-9-] and be at most {} characters, so that every namespace is a valid DNS label",
+                self.namespace_prefix,
+                63 - crate::contract::MAX_TENANT_ID_LEN
+            )));
+        }
+        Ok(WorkerSettings {
+            nats: NatsSettings {
+                url: nats_url.to_owned(),
+                name: "tenant-worker".into(),
+            },
+            plans,
+            namespace_prefix: self.namespace_prefix.clone(),
+            engine: EngineSettings {
+                gateway_namespace: self.gateway_namespace.clone(),
+                app_service: self.app_service.clone(),
+                app_port: self.app_port,
+                namespace_deletion_timeout: Duration::from_secs(self.namespace_deletion_timeout_secs),
+                retry: RetryPolicy::default(),
+            },
+            topology: TopologySettings {
+                max_deliver: self.max_deliver,
+                ack_wait: Duration::from_secs(self.ack_wait_secs),
+                replicas: usize::from(self.stream_replicas),
+                ..TopologySettings::default()
+            },
+            concurrency: usize::from(self.concurrency),
+            max_event_bytes: self.max_event_bytes,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Kubeconfig file; without it, KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Use this NATS server instead of starting a child nats-server.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Where the embedded Kubernetes API listens.
+    #[arg(long, env = "TENANT_WORKER_API_LISTEN", default_value = "127.0.0.1:16443")]
+    pub api_listen: SocketAddr,
+    /// Where to write a kubeconfig for the embedded API (for kubectl).
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG_OUT", default_value = ".dev/kubeconfig")]
+    pub kubeconfig_out: PathBuf,
+    /// After start, publish a tenant.requested for tenant `demo` and show the result.
+    #[arg(long, env = "TENANT_WORKER_DEMO")]
+    pub demo: bool,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbeddedApiArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TENANT_WORKER_API_LISTEN", default_value = "127.0.0.1:16443")]
+    pub listen: SocketAddr,
+    /// Where to write a kubeconfig pointing at it.
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG_OUT", default_value = ".dev/kubeconfig")]
+    pub kubeconfig_out: PathBuf,
+    /// Milliseconds a deleted namespace stays Terminating.
+    #[arg(long, env = "TENANT_WORKER_API_TERMINATION_DELAY_MS", default_value_t = 0)]
+    pub namespace_termination_delay_ms: u64,
+    /// Milliseconds before Deployments and StatefulSets report ready.
+    #[arg(long, env = "TENANT_WORKER_API_READY_DELAY_MS", default_value_t = 0)]
+    pub ready_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublishKind {
+    Requested,
+    Upgraded,
+    Deleted,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Event type.
+    #[arg(value_enum)]
+    pub kind: PublishKind,
+    /// Tenant id (a DNS-1123 label of at most 40 characters).
+    pub tenant: String,
+    /// Plan (required for `requested`).
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Application version.
+    #[arg(long)]
+    pub app_version: Option<String>,
+    /// Chart value overrides as a JSON object.
+    #[arg(long)]
+    pub values: Option<String>,
+    /// Opaque metadata (a JSON object) passed through to the completion event.
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Reason (for `deleted`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Event id (a UUID); a fresh one when not given. Re-using one shows idempotency.
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+    /// The event's `source` attribute.
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+    /// Wait up to this many seconds for the completion event and print it (0: don't wait).
+    #[arg(long, default_value_t = 30)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_make_valid_settings() {
+        let cli = Cli::try_parse_from(["tenant-worker", "run"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!() };
+        let s = run.worker.settings(&run.nats.nats_url).unwrap();
+        assert_eq!(s.namespace_prefix, "tenant-");
+        assert_eq!(s.topology.max_deliver, 10);
+    }
+
+    #[test]
+    fn bad_prefix_is_refused_with_the_rule() {
+        let cli =
+            Cli::try_parse_from(["tenant-worker", "run", "--namespace-prefix", "Tenant_"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!() };
+        let err = run.worker.settings("nats://x").unwrap_err().to_string();
+        assert!(err.contains("--namespace-prefix"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Decoding of inbound messages: size limit, JSON, the JSON Schema of the
+//! event type (the checked-in `schemas/`), then the typed parse with the checks
+//! a schema cannot express (the subject names the same tenant as the data,
+//! the NATS subject matches the type and tenant).
+//!
+//! Every failure says precisely what is wrong, for the dead-letter reason.
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+
+use super::typed::{TypedEvent, parse_typed};
+use super::{EventType, InboundEvent, Intent};
+
+/// Why an inbound message is not a usable event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct DecodeError {
+    pub kind: DecodeErrorKind,
+    pub message: String,
+}
+
+/// The class of a [`DecodeError`]; its `as_str` is the dead-letter subject token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeErrorKind {
+    /// The payload is larger than the configured limit.
+    TooLarge,
+    /// The payload is not JSON (or not UTF-8).
+    MalformedJson,
+    /// `type` is missing or is not an inbound event type.
+    UnknownType,
+    /// The event breaks its type's JSON Schema.
+    SchemaViolation,
+    /// The event is well-formed but inconsistent (subject vs. data, NATS subject vs. type).
+    Inconsistent,
+}
+
+impl DecodeErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::MalformedJson => "malformed_json",
+            Self::UnknownType => "unknown_type",
+            Self::SchemaViolation => "schema_violation",
+            Self::Inconsistent => "inconsistent",
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn err(kind: DecodeErrorKind, message: impl Into<String>) -> DecodeError {
+    DecodeError {
+        kind,
+        message: message.into(),
+    }
+}
+
+macro_rules! schema_text {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/",
+            $name,
+            ".schema.json"
+        ))
+    };
+}
+
+/// The checked-in JSON Schema text of `event_type`.
+pub fn schema_for(event_type: EventType) -> &'static str {
+    match event_type {
+        EventType::Requested => schema_text!("tenant.requested"),
+        EventType::Upgraded => schema_text!("tenant.upgraded"),
+        EventType::Deleted => schema_text!("tenant.deleted"),
+        EventType::Provisioned => schema_text!("tenant.provisioned"),
+        EventType::UpgradeCompleted => schema_text!("tenant.upgrade_completed"),
+        EventType::Deprovisioned => schema_text!("tenant.deprovisioned"),
+        EventType::Failed => schema_text!("tenant.failed"),
+        EventType::Rejected => schema_text!("tenant.rejected"),
+    }
+}
+
+fn compile(event_type: EventType) -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(schema_for(event_type)).expect("checked-in schema is JSON");
+    jsonschema::draft202012::new(&schema).expect("checked-in schema compiles")
+}
+
+static VALIDATORS: LazyLock<[(EventType, jsonschema::Validator); 3]> = LazyLock::new(|| {
+    [
+        (EventType::Requested, compile(EventType::Requested)),
+        (EventType::Upgraded, compile(EventType::Upgraded)),
+        (EventType::Deleted, compile(EventType::Deleted)),
+    ]
+});
+
+/// Most schema errors listed in one dead-letter reason.
+const MAX_SCHEMA_ERRORS: usize = 5;
+
+/// Decodes and validates an inbound message published on `nats_subject`.
+///
+/// # Errors
+/// A [`DecodeError`] naming what is wrong: too large, not JSON, unknown type,
+/// the schema's complaints with their JSON pointers, or an inconsistency such as
+/// a `subject` that is not `data.tenant_id` or a NATS subject that does not match
+/// the event's type and tenant.
+pub fn decode_inbound(
+    nats_subject: &str,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<InboundEvent, DecodeError> {
+    if payload.len() > max_bytes {
+        return Err(err(
+            DecodeErrorKind::TooLarge,
+            format!(
+                "payload is {} bytes; the limit is {max_bytes}",
+                payload.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| err(DecodeErrorKind::MalformedJson, format!("not JSON: {e}")))?;
+    let type_name = value
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(DecodeErrorKind::UnknownType, "missing string attribute `type`"))?;
+    let event_type = EventType::parse(type_name)
+        .filter(|t| t.is_inbound())
+        .ok_or_else(|| {
+            err(
+                DecodeErrorKind::UnknownType,
+                format!(
+                    "`type` {type_name:?} is not an inbound event type \
+                     (tenant.requested, tenant.upgraded, tenant.deleted)"
+                ),
+            )
+        })?;
+    let validator = &VALIDATORS
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .expect("every inbound type has a validator")
+        .1;
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .take(MAX_SCHEMA_ERRORS)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(err(
+            DecodeErrorKind::SchemaViolation,
+            format!("{type_name} breaks its schema: {}", problems.join("; ")),
+        ));
+    }
+    let typed = parse_typed(&value).map_err(|e| err(DecodeErrorKind::SchemaViolation, e))?;
+    let event = match typed {
+        TypedEvent::Requested(e) => InboundEvent {
+            id: e.id,
+            source: e.source,
+            time: e.time,
+            tenant_id: e.subject,
+            intent: Intent::Requested(e.data),
+        },
+        TypedEvent::Upgraded(e) => InboundEvent {
+            id: e.id,
+            source: e.source,
+            time: e.time,
+            tenant_id: e.subject,
+            intent: Intent::Upgraded(e.data),
+        },
+        TypedEvent::Deleted(e) => InboundEvent {
+            id: e.id,
+            source: e.source,
+            time: e.time,
+            tenant_id: e.subject,
+            intent: Intent::Deleted(e.data),
+        },
+        other => {
+            return Err(err(
+                DecodeErrorKind::UnknownType,
+                format!("{} is not an inbound event", other.event_type()),
+            ));
+        }
+    };
+    let expected = event_type.subject(&event.tenant_id);
+    if nats_subject != expected {
+        return Err(err(
+            DecodeErrorKind::Inconsistent,
+            format!("a {type_name} event about tenant {} must be published on {expected}, not {nats_subject}", event.tenant_id),
+        ));
+    }
+    Ok(event)
+}

@@ -1,0 +1,64 @@
+//! The crate error, and the one place that decides what an error means for the
+//! inbound message: [`Error::is_transient`] (retry later) or not (finish the
+//! event with a failure). Step code never acknowledges anything itself.
+
+use crate::cluster::ClusterError;
+use crate::contract::TenantId;
+
+/// Anything that can go wrong while handling an event or starting the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("nats: {op}: {message}")]
+    Nats { op: &'static str, message: String },
+    #[error("tenant record of {tenant} was changed concurrently; will re-read and retry")]
+    StateConflict { tenant: TenantId },
+    #[error("tenant record of {tenant} in tenant_state is unreadable: {message}")]
+    CorruptRecord { tenant: TenantId, message: String },
+    #[error(transparent)]
+    Plans(#[from] crate::plans::PlanError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// `Result` with the crate error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an async-nats error of operation `op`.
+    pub fn nats(op: &'static str, err: impl std::fmt::Display) -> Self {
+        Self::Nats {
+            op,
+            message: err.to_string(),
+        }
+    }
+
+    /// Whether retrying the same event later can succeed. NATS and KV errors,
+    /// record conflicts and transient cluster errors are; a corrupt record, a
+    /// bad plan file or a permanent cluster refusal are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Cluster(e) => e.is_transient(),
+            Self::Nats { .. } | Self::StateConflict { .. } => true,
+            Self::CorruptRecord { .. } | Self::Plans(_) | Self::Setup(_) => false,
+        }
+    }
+
+    /// A short, stable label for logs and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Cluster(ClusterError::Api(_)) => "kube_api",
+            Self::Cluster(ClusterError::NotOwned { .. } | ClusterError::NamespaceNotOwned(_)) => {
+                "not_owned"
+            }
+            Self::Cluster(ClusterError::NamespaceTerminating(_)) => "namespace_terminating",
+            Self::Cluster(ClusterError::Config(_)) => "kube_config",
+            Self::Nats { .. } => "nats",
+            Self::StateConflict { .. } => "state_conflict",
+            Self::CorruptRecord { .. } => "corrupt_record",
+            Self::Plans(_) => "plans",
+            Self::Setup(_) => "setup",
+        }
+    }
+}

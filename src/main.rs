@@ -1,0 +1,49 @@
+//! The `tenant-worker` binary: parses the command line, sets up logging, and
+//! hands over to the library.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use tenant_worker::commands;
+use tenant_worker::config::{Cli, Command};
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tenant_worker::telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Run(args) => async {
+            let settings = args.worker.settings(&args.nats.nats_url)?;
+            let kube = tenant_worker::cluster::connect(args.kubeconfig.as_deref()).await?;
+            tenant_worker::run(settings, kube, shutdown_signal()).await
+        }
+        .await,
+        Command::Dev(args) => commands::dev::run(args, shutdown_signal()).await,
+        Command::EmbeddedApi(args) => commands::dev::embedded_api(args, shutdown_signal()).await,
+        Command::Publish(args) => commands::publish::run(&args).await,
+        Command::Status(args) => commands::status::run(&args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

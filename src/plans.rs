@@ -1,0 +1,327 @@
+//! The plan catalogue: what each plan gives a tenant (quota, container limits,
+//! default application version), loaded from a YAML file (`k8s/plans.yaml`).
+//!
+//! Loading validates everything a typo could break (unknown fields, plan names,
+//! resource names, quantities), so a bad file stops the worker at start with a
+//! message that names the plan and the field, instead of failing tenants later.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The plans shipped with the worker (`k8s/plans.yaml`), used when no file is given.
+pub const DEFAULT_PLANS_YAML: &str = include_str!("../k8s/plans.yaml");
+
+/// A plan file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("plan file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("plan file {path}: plan {plan:?}: {message}")]
+    Invalid {
+        path: String,
+        plan: String,
+        message: String,
+    },
+}
+
+/// Container resource amounts of a LimitRange entry (`cpu`, `memory`, ...).
+pub type Amounts = BTreeMap<String, String>;
+
+/// Per-container defaults and ceilings, applied as a `LimitRange`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerLimits {
+    /// Limits given to a container that sets none.
+    pub default: Amounts,
+    /// Requests given to a container that sets none.
+    pub default_request: Amounts,
+    /// The most one container may ask for.
+    pub max: Amounts,
+}
+
+/// One plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The plan name, as events spell it.
+    #[serde(skip_deserializing)]
+    pub name: String,
+    /// Human-readable description, for `--help`-like listings.
+    #[serde(default)]
+    pub description: String,
+    /// `ResourceQuota.spec.hard` of the tenant's namespace; also what billing meters.
+    pub quota: BTreeMap<String, String>,
+    /// `LimitRange` of the tenant's namespace.
+    pub container_limits: ContainerLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    /// Application version installed when a request names none.
+    default_app_version: String,
+    plans: BTreeMap<String, Plan>,
+}
+
+/// All plans, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCatalog {
+    default_app_version: String,
+    plans: BTreeMap<String, Plan>,
+}
+
+/// Resource names a `ResourceQuota` may limit that the worker accepts in a plan.
+const QUOTA_KEYS: &[&str] = &[
+    "requests.cpu",
+    "requests.memory",
+    "limits.cpu",
+    "limits.memory",
+    "requests.storage",
+    "requests.ephemeral-storage",
+    "limits.ephemeral-storage",
+    "cpu",
+    "memory",
+    "pods",
+    "services",
+    "services.loadbalancers",
+    "services.nodeports",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "replicationcontrollers",
+    "resourcequotas",
+    "count/deployments.apps",
+    "count/statefulsets.apps",
+    "count/jobs.batch",
+    "count/cronjobs.batch",
+    "count/ingresses.networking.k8s.io",
+];
+
+/// Resource names a plan's container limits may set.
+const CONTAINER_KEYS: &[&str] = &["cpu", "memory", "ephemeral-storage"];
+
+impl PlanCatalog {
+    /// Loads the catalogue from `path`, or the shipped plans when `path` is `None`.
+    ///
+    /// # Errors
+    /// [`PlanError`] naming the file, the plan and the field that is wrong.
+    pub fn load(path: Option<&Path>) -> Result<Self, PlanError> {
+        match path {
+            None => Self::parse(DEFAULT_PLANS_YAML, "<built-in k8s/plans.yaml>"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| PlanError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    /// Parses and validates a plan file's text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// See [`PlanCatalog::load`].
+    pub fn parse(text: &str, origin: &str) -> Result<Self, PlanError> {
+        let file: PlanFile = serde_yaml_ng::from_str(text).map_err(|e| PlanError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |plan: &str, message: String| PlanError::Invalid {
+            path: origin.to_owned(),
+            plan: plan.to_owned(),
+            message,
+        };
+        if file.plans.is_empty() {
+            return Err(PlanError::Parse {
+                path: origin.to_owned(),
+                message: "`plans` is empty: at least one plan is needed".into(),
+            });
+        }
+        if !is_label_value(&file.default_app_version) {
+            return Err(PlanError::Parse {
+                path: origin.to_owned(),
+                message: format!(
+                    "default_app_version {:?} is not a valid label value",
+                    file.default_app_version
+                ),
+            });
+        }
+        let mut plans = BTreeMap::new();
+        for (name, mut plan) in file.plans {
+            if !is_dns_label(&name) {
+                return Err(invalid(
+                    &name,
+                    "plan names must be DNS-1123 labels (lower-case letters, digits, '-')".into(),
+                ));
+            }
+            if plan.quota.is_empty() {
+                return Err(invalid(&name, "`quota` is empty".into()));
+            }
+            for (key, value) in &plan.quota {
+                if !QUOTA_KEYS.contains(&key.as_str()) {
+                    return Err(invalid(
+                        &name,
+                        format!("quota.{key}: not a resource name the worker knows ({QUOTA_KEYS:?})"),
+                    ));
+                }
+                check_quantity(value).map_err(|m| invalid(&name, format!("quota.{key}: {m}")))?;
+            }
+            let limits = &plan.container_limits;
+            for (field, amounts) in [
+                ("default", &limits.default),
+                ("default_request", &limits.default_request),
+                ("max", &limits.max),
+            ] {
+                for (key, value) in amounts {
+                    if !CONTAINER_KEYS.contains(&key.as_str()) {
+                        return Err(invalid(
+                            &name,
+                            format!("container_limits.{field}.{key}: not one of {CONTAINER_KEYS:?}"),
+                        ));
+                    }
+                    check_quantity(value).map_err(|m| {
+                        invalid(&name, format!("container_limits.{field}.{key}: {m}"))
+                    })?;
+                }
+            }
+            plan.name.clone_from(&name);
+            plans.insert(name, plan);
+        }
+        Ok(Self {
+            default_app_version: file.default_app_version,
+            plans,
+        })
+    }
+
+    /// The plan called `name`, if the catalogue has it.
+    pub fn get(&self, name: &str) -> Option<&Plan> {
+        self.plans.get(name)
+    }
+
+    /// Plan names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plans.keys().map(String::as_str)
+    }
+
+    /// The application version installed when an event names none.
+    pub fn default_app_version(&self) -> &str {
+        &self.default_app_version
+    }
+}
+
+/// A DNS-1123 label of at most 63 characters.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_label_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// Checks a Kubernetes quantity (`500m`, `1Gi`, `2`, `1.5`, `1e3`) the way the
+/// API server parses it, so a typo fails at load time rather than at apply.
+fn check_quantity(s: &str) -> Result<(), String> {
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", "",
+    ];
+    let bad = || format!("{s:?} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)");
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let number = number.strip_prefix('+').unwrap_or(number);
+    let valid_number = !number.is_empty()
+        && !number.starts_with('-')
+        && number.chars().filter(|c| *c == '.').count() <= 1
+        && number.chars().any(|c| c.is_ascii_digit())
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let valid_suffix = SUFFIXES.contains(&suffix)
+        || suffix
+            .strip_prefix(['e', 'E'])
+            .is_some_and(|exp| {
+                let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+                !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit())
+            });
+    if valid_number && valid_suffix {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_plans_load() {
+        let catalog = PlanCatalog::load(None).expect("shipped plans are valid");
+        for name in ["free", "standard", "premium"] {
+            let plan = catalog.get(name).expect(name);
+            assert_eq!(plan.name, name);
+            assert!(plan.quota.contains_key("limits.cpu"));
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["500m", "2", "1Gi", "1.5", "1e3", "0", "128Mi", "+1"] {
+            assert!(check_quantity(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "abc", "1 Gi", "1GB", "-1", "1.2.3", "Gi", "1e"] {
+            assert!(check_quantity(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn with_free(body: &str) -> String {
+        format!("default_app_version: \"1.0.0\"\nplans:\n  free:\n{body}")
+    }
+
+    #[test]
+    fn errors_name_the_plan_and_field() {
+        let text = with_free(
+            "    quota: {limits.cpu: \"lots\"}\n    container_limits: {default: {}, default_request: {}, max: {}}\n",
+        );
+        let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("\"free\"") && err.contains("quota.limits.cpu"), "{err}");
+
+        let text = with_free(
+            "    quota: {limits.cpu: \"1\"}\n    container_limits: {default: {gpu: \"1\"}, default_request: {}, max: {}}\n",
+        );
+        let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("container_limits.default.gpu"), "{err}");
+
+        let text = with_free(
+            "    quota: {limits.cpu: \"1\"}\n    quotas: {}\n    container_limits: {default: {}, default_request: {}, max: {}}\n",
+        );
+        let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("quotas"), "{err}");
+    }
+
+    #[test]
+    fn plan_names_must_be_labels() {
+        let text = "default_app_version: \"1.0.0\"\nplans:\n  Pro_Plan:\n    quota: {pods: \"1\"}\n    container_limits: {default: {}, default_request: {}, max: {}}\n";
+        let err = PlanCatalog::parse(text, "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("DNS-1123"), "{err}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The worker's settings as the library sees them (the CLI in `config` builds
+//! them from flags and environment variables; tests build them directly).
+
+use std::time::Duration;
+
+use crate::bus::TopologySettings;
+use crate::error::Error;
+use crate::plans::PlanCatalog;
+use crate::saga::EngineSettings;
+
+/// How to reach NATS.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub url: String,
+    /// Client name shown in the server's connection list.
+    pub name: String,
+}
+
+impl NatsSettings {
+    /// Connects, retrying until the server answers (a worker that starts before
+    /// NATS should wait for it, not crash-loop).
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the URL is unusable.
+    pub async fn connect(&self) -> Result<async_nats::Client, Error> {
+        async_nats::ConnectOptions::new()
+            .name(&self.name)
+            .retry_on_initial_connect()
+            .connect(&self.url)
+            .await
+            .map_err(|e| Error::nats("connect", e))
+    }
+}
+
+/// Everything `worker::run` needs besides the Kubernetes client.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub nats: NatsSettings,
+    pub plans: PlanCatalog,
+    /// Namespace of tenant `t` is `<namespace_prefix><t>`.
+    pub namespace_prefix: String,
+    pub engine: EngineSettings,
+    pub topology: TopologySettings,
+    /// Sagas run at once by this replica.
+    pub concurrency: usize,
+    /// Inbound events larger than this are dead-lettered.
+    pub max_event_bytes: usize,
+    /// How long in-flight sagas may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings with the shipped plans and defaults, for tests and `dev`.
+    pub fn for_tests(nats_url: &str) -> Self {
+        Self {
+            nats: NatsSettings {
+                url: nats_url.to_owned(),
+                name: "tenant-worker".into(),
+            },
+            plans: PlanCatalog::load(None).expect("shipped plans are valid"),
+            namespace_prefix: "tenant-".into(),
+            engine: EngineSettings::default(),
+            topology: TopologySettings::default(),
+            concurrency: 32,
+            max_event_bytes: 256 * 1024,
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+
+    /// `max_deliver` as an unsigned count.
+    pub fn max_deliver(&self) -> u64 {
+        u64::try_from(self.topology.max_deliver).unwrap_or(1)
+    }
+}

@@ -1,0 +1,281 @@
+//! Test support: a real `nats-server -js` per test (free port, temporary store,
+//! killed on drop), the embedded Kubernetes API, and the worker running in this
+//! process through the same `tenant_worker::run` that `main` calls.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tenant_worker::contract::{
+    CloudEvent, DEADLETTER_STREAM, EventType, STATE_BUCKET, ROUTES_BUCKET, STATUS_STREAM,
+    TenantDeleted, TenantId, TenantRequested, TenantUpgraded,
+};
+use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
+use tenant_worker::nats_server::NatsServer;
+use tenant_worker::WorkerSettings;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something the worker should do.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running worker with its NATS server and embedded API.
+pub struct Harness {
+    pub nats: NatsServer,
+    pub api: EmbeddedApi,
+    pub js: jetstream::Context,
+    worker: Option<(JoinHandle<tenant_worker::Result<()>>, oneshot::Sender<()>)>,
+}
+
+/// The nats-server settings of every test: payloads up to 8 MB, so that the
+/// worker (not the server) is what refuses an oversized event.
+const NATS_CONFIG: &str = "max_payload: 8MB\n";
+
+impl Harness {
+    /// Starts NATS, the embedded API and a worker with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}, EmbeddedApiConfig::default()).await
+    }
+
+    /// Starts with settings adjusted by `adjust` and an API configured by `api`.
+    pub async fn start_with(adjust: impl FnOnce(&mut WorkerSettings), api: EmbeddedApiConfig) -> Self {
+        let nats = NatsServer::start_with_config(None, Some(NATS_CONFIG))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), api)
+            .await
+            .expect("embedded API starts");
+        let client = async_nats::connect(nats.url()).await.expect("nats connects");
+        let js = jetstream::new(client);
+        let mut h = Self {
+            nats,
+            api,
+            js,
+            worker: None,
+        };
+        h.start_worker(adjust).await;
+        h
+    }
+
+    /// Starts (another) worker in this process and waits until it has created
+    /// the topology.
+    pub async fn start_worker(&mut self, adjust: impl FnOnce(&mut WorkerSettings)) {
+        let mut settings = WorkerSettings::for_tests(&self.nats.url());
+        settings.shutdown_grace = Duration::from_secs(5);
+        adjust(&mut settings);
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(tenant_worker::run(settings, self.api.client(), async {
+            let _ = rx.await;
+        }));
+        self.worker = Some((handle, tx));
+        // Ready when the consumer exists.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(mut stream) = self.js.get_stream("TENANT_LIFECYCLE").await
+                && stream.info().await.is_ok()
+                && stream.consumer_info("tenant-worker").await.is_ok()
+                && self.js.get_key_value(STATE_BUCKET).await.is_ok()
+                && self.js.get_key_value(ROUTES_BUCKET).await.is_ok()
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "worker did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the worker gracefully and returns what `run` returned.
+    pub async fn stop_worker(&mut self) -> tenant_worker::Result<()> {
+        let (handle, tx) = self.worker.take().expect("a worker is running");
+        let _ = tx.send(());
+        handle.await.expect("worker task does not panic")
+    }
+
+    pub fn kube(&self) -> kube::Client {
+        self.api.client()
+    }
+
+    /// Publishes `event` on its subject with `Nats-Msg-Id` = its id; returns the stream sequence.
+    pub async fn publish(&self, event: &CloudEvent<Value>) -> u64 {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
+        self.publish_raw_with(
+            &event.event_type.subject(&event.subject),
+            headers,
+            serde_json::to_vec(event).unwrap(),
+        )
+        .await
+    }
+
+    /// Publishes arbitrary bytes on `subject` with no headers.
+    pub async fn publish_raw(&self, subject: &str, payload: impl Into<Vec<u8>>) -> u64 {
+        self.publish_raw_with(subject, HeaderMap::new(), payload.into())
+            .await
+    }
+
+    pub async fn publish_raw_with(&self, subject: &str, headers: HeaderMap, payload: Vec<u8>) -> u64 {
+        self.js
+            .publish_with_headers(subject.to_owned(), headers, Bytes::from(payload))
+            .await
+            .expect("publish")
+            .await
+            .expect("stream confirms")
+            .sequence
+    }
+
+    /// Waits for the completion event of inbound event `id` about `tenant`.
+    pub async fn completion(&self, tenant: &str, id: uuid::Uuid) -> Value {
+        tenant_worker::commands::publish::wait_for_completion(
+            &self.js,
+            &TenantId::parse(tenant).unwrap(),
+            id,
+            PATIENCE,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every message currently in `stream`, as (subject, headers, payload).
+    pub async fn stream_messages(&self, stream: &str) -> Vec<(String, Option<HeaderMap>, Bytes)> {
+        let mut s = self.js.get_stream(stream).await.expect("stream exists");
+        let count = s.info().await.expect("stream info").state.messages;
+        if count == 0 {
+            return Vec::new();
+        }
+        let consumer = s
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::All,
+                ..OrderedConfig::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        while (out.len() as u64) < count {
+            let msg = tokio::time::timeout(PATIENCE, messages.next())
+                .await
+                .expect("stream delivers")
+                .expect("stream open")
+                .expect("message");
+            out.push((msg.subject.to_string(), msg.headers.clone(), msg.payload.clone()));
+        }
+        out
+    }
+
+    /// Every completion event published so far, parsed.
+    pub async fn completion_events(&self) -> Vec<Value> {
+        self.stream_messages(STATUS_STREAM)
+            .await
+            .into_iter()
+            .map(|(_, _, p)| serde_json::from_slice(&p).expect("completion events are JSON"))
+            .collect()
+    }
+
+    /// Waits until `TENANT_DEADLETTER` holds `n` messages and returns them.
+    pub async fn deadletters(&self, n: usize) -> Vec<(String, Option<HeaderMap>, Bytes)> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let msgs = self.stream_messages(DEADLETTER_STREAM).await;
+            if msgs.len() >= n {
+                return msgs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} dead letters, have {}",
+                msgs.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The KV entry of `tenant` in `bucket`, parsed.
+    pub async fn kv(&self, bucket: &str, tenant: &str) -> Option<Value> {
+        let kv = self.js.get_key_value(bucket).await.expect("bucket exists");
+        kv.get(tenant)
+            .await
+            .expect("kv read")
+            .map(|v| serde_json::from_slice(&v).expect("kv values are JSON"))
+    }
+
+    /// Waits until the consumer has nothing pending or unacknowledged.
+    pub async fn wait_idle(&self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let stream = self.js.get_stream("TENANT_LIFECYCLE").await.unwrap();
+            let info = stream.consumer_info("tenant-worker").await.unwrap().clone();
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "consumer not idle: {info:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn tenant(id: &str) -> TenantId {
+    TenantId::parse(id).unwrap()
+}
+
+fn event<D: serde::Serialize>(source: &str, t: EventType, tenant_id: &str, data: D) -> CloudEvent<Value> {
+    CloudEvent::new(source, t, tenant(tenant_id), serde_json::to_value(data).unwrap())
+}
+
+/// A `tenant.requested` from signup.
+pub fn requested(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
+    event(
+        "signup",
+        EventType::Requested,
+        tenant_id,
+        TenantRequested {
+            tenant_id: tenant(tenant_id),
+            plan: plan.into(),
+            app_version: None,
+            values: None,
+            metadata: json!({"billing_account": format!("ba_{tenant_id}")})
+                .as_object()
+                .cloned(),
+        },
+    )
+}
+
+/// A `tenant.upgraded` changing the plan.
+pub fn upgraded(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
+    event(
+        "billing",
+        EventType::Upgraded,
+        tenant_id,
+        TenantUpgraded {
+            tenant_id: tenant(tenant_id),
+            plan: Some(plan.into()),
+            app_version: None,
+            values: None,
+            metadata: None,
+        },
+    )
+}
+
+/// A `tenant.deleted` from billing.
+pub fn deleted(tenant_id: &str) -> CloudEvent<Value> {
+    event(
+        "billing",
+        EventType::Deleted,
+        tenant_id,
+        TenantDeleted {
+            tenant_id: tenant(tenant_id),
+            reason: Some("subscription cancelled".into()),
+            metadata: None,
+        },
+    )
+}
+
+/// Validates a published event against its checked-in JSON Schema.
+pub fn assert_matches_schema(event: &Value) {
+    let t = EventType::parse(event["type"].as_str().expect("type")).expect("known type");
+    let schema: Value = serde_json::from_str(tenant_worker::contract::schema_for(t)).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(event).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{t} event breaks its schema: {errors:?}\n{event:#}");
+}
