@@ -159,7 +159,9 @@ pub fn decode_inbound(
             format!("{type_name} breaks its schema: {}", problems.join("; ")),
         ));
     }
-    let typed = parse_typed(&value).map_err(|e| err(DecodeErrorKind::SchemaViolation, e))?;
+    // The schema has passed, so what the typed parse still refuses is what a
+    // schema cannot express: values that contradict each other.
+    let typed = parse_typed(&value).map_err(|e| err(DecodeErrorKind::Inconsistent, e))?;
     let event = match typed {
         TypedEvent::Requested(e) => InboundEvent {
             id: e.id,
