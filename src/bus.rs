@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
+};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -52,7 +54,12 @@ impl Default for TopologySettings {
     }
 }
 
-fn stream_config(name: &str, subject_prefix: &str, description: &str, s: &TopologySettings) -> StreamConfig {
+fn stream_config(
+    name: &str,
+    subject_prefix: &str,
+    description: &str,
+    s: &TopologySettings,
+) -> StreamConfig {
     StreamConfig {
         name: name.to_owned(),
         description: Some(description.to_owned()),
@@ -184,7 +191,11 @@ impl Bus {
     ///
     /// # Errors
     /// [`Error::Nats`] when the stream does not confirm.
-    pub async fn publish_completion(&self, event: &CloudEvent<Value>, msg_id: &str) -> Result<(), Error> {
+    pub async fn publish_completion(
+        &self,
+        event: &CloudEvent<Value>,
+        msg_id: &str,
+    ) -> Result<(), Error> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id);
         headers.insert("Content-Type", "application/cloudevents+json");
@@ -276,7 +287,10 @@ impl Bus {
         }
         headers.insert(DEADLETTER_REASON_HEADER, single_line(reason).as_str());
         headers.insert(DEADLETTER_SUBJECT_HEADER, message.subject.as_str());
-        headers.insert(DEADLETTER_SEQUENCE_HEADER, stream_sequence.to_string().as_str());
+        headers.insert(
+            DEADLETTER_SEQUENCE_HEADER,
+            stream_sequence.to_string().as_str(),
+        );
         headers.insert(
             "Nats-Msg-Id",
             format!("deadletter:{LIFECYCLE_STREAM}:{stream_sequence}").as_str(),

@@ -64,10 +64,18 @@ pub struct WorkerArgs {
     #[arg(long, env = "TENANT_WORKER_PLANS")]
     pub plans: Option<PathBuf>,
     /// Prefix of tenant namespaces: tenant `acme` lives in `<prefix>acme`.
-    #[arg(long, env = "TENANT_WORKER_NAMESPACE_PREFIX", default_value = "tenant-")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_NAMESPACE_PREFIX",
+        default_value = "tenant-"
+    )]
     pub namespace_prefix: String,
     /// Namespace of the routing gateway, allowed in by every tenant's NetworkPolicy.
-    #[arg(long, env = "TENANT_WORKER_GATEWAY_NAMESPACE", default_value = "tenant-gateway")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_GATEWAY_NAMESPACE",
+        default_value = "tenant-gateway"
+    )]
     pub gateway_namespace: String,
     /// Service name of the tenant's application (the route's host is `<service>.<namespace>.svc.cluster.local`).
     #[arg(long, env = "TENANT_WORKER_APP_SERVICE", default_value = "app")]
@@ -91,7 +99,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "TENANT_WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
     /// Seconds one delivery waits for a deleted namespace to disappear.
-    #[arg(long, env = "TENANT_WORKER_NAMESPACE_DELETION_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_NAMESPACE_DELETION_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
     pub namespace_deletion_timeout_secs: u64,
     /// Replicas of the streams and buckets the worker creates (3 on a NATS cluster).
     #[arg(long, env = "TENANT_WORKER_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
@@ -130,7 +142,9 @@ impl WorkerArgs {
                 gateway_namespace: self.gateway_namespace.clone(),
                 app_service: self.app_service.clone(),
                 app_port: self.app_port,
-                namespace_deletion_timeout: Duration::from_secs(self.namespace_deletion_timeout_secs),
+                namespace_deletion_timeout: Duration::from_secs(
+                    self.namespace_deletion_timeout_secs,
+                ),
                 retry: RetryPolicy::default(),
             },
             topology: TopologySettings {
@@ -163,10 +177,18 @@ pub struct DevArgs {
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
     /// Where the embedded Kubernetes API listens.
-    #[arg(long, env = "TENANT_WORKER_API_LISTEN", default_value = "127.0.0.1:16443")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_API_LISTEN",
+        default_value = "127.0.0.1:16443"
+    )]
     pub api_listen: SocketAddr,
     /// Where to write a kubeconfig for the embedded API (for kubectl).
-    #[arg(long, env = "TENANT_WORKER_KUBECONFIG_OUT", default_value = ".dev/kubeconfig")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_KUBECONFIG_OUT",
+        default_value = ".dev/kubeconfig"
+    )]
     pub kubeconfig_out: PathBuf,
     /// After start, publish a tenant.requested for tenant `demo` and show the result.
     #[arg(long, env = "TENANT_WORKER_DEMO")]
@@ -178,13 +200,25 @@ pub struct DevArgs {
 #[derive(Debug, Args)]
 pub struct EmbeddedApiArgs {
     /// Address to listen on.
-    #[arg(long, env = "TENANT_WORKER_API_LISTEN", default_value = "127.0.0.1:16443")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_API_LISTEN",
+        default_value = "127.0.0.1:16443"
+    )]
     pub listen: SocketAddr,
     /// Where to write a kubeconfig pointing at it.
-    #[arg(long, env = "TENANT_WORKER_KUBECONFIG_OUT", default_value = ".dev/kubeconfig")]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_KUBECONFIG_OUT",
+        default_value = ".dev/kubeconfig"
+    )]
     pub kubeconfig_out: PathBuf,
     /// Milliseconds a deleted namespace stays Terminating.
-    #[arg(long, env = "TENANT_WORKER_API_TERMINATION_DELAY_MS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "TENANT_WORKER_API_TERMINATION_DELAY_MS",
+        default_value_t = 0
+    )]
     pub namespace_termination_delay_ms: u64,
     /// Milliseconds before Deployments and StatefulSets report ready.
     #[arg(long, env = "TENANT_WORKER_API_READY_DELAY_MS", default_value_t = 0)]
@@ -257,7 +291,9 @@ mod tests {
     #[test]
     fn defaults_make_valid_settings() {
         let cli = Cli::try_parse_from(["tenant-worker", "run"]).unwrap();
-        let Command::Run(run) = cli.command else { panic!() };
+        let Command::Run(run) = cli.command else {
+            panic!()
+        };
         let s = run.worker.settings(&run.nats.nats_url).unwrap();
         assert_eq!(s.namespace_prefix, "tenant-");
         assert_eq!(s.topology.max_deliver, 10);
@@ -267,7 +303,9 @@ mod tests {
     fn bad_prefix_is_refused_with_the_rule() {
         let cli =
             Cli::try_parse_from(["tenant-worker", "run", "--namespace-prefix", "Tenant_"]).unwrap();
-        let Command::Run(run) = cli.command else { panic!() };
+        let Command::Run(run) = cli.command else {
+            panic!()
+        };
         let err = run.worker.settings("nats://x").unwrap_err().to_string();
         assert!(err.contains("--namespace-prefix"), "{err}");
     }

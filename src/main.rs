@@ -28,12 +28,14 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tenant_worker::telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Run(args) => async {
-            let settings = args.worker.settings(&args.nats.nats_url)?;
-            let kube = tenant_worker::cluster::connect(args.kubeconfig.as_deref()).await?;
-            tenant_worker::run(settings, kube, shutdown_signal()).await
+        Command::Run(args) => {
+            async {
+                let settings = args.worker.settings(&args.nats.nats_url)?;
+                let kube = tenant_worker::cluster::connect(args.kubeconfig.as_deref()).await?;
+                tenant_worker::run(settings, kube, shutdown_signal()).await
+            }
+            .await
         }
-        .await,
         Command::Dev(args) => commands::dev::run(args, shutdown_signal()).await,
         Command::EmbeddedApi(args) => commands::dev::embedded_api(args, shutdown_signal()).await,
         Command::Publish(args) => commands::publish::run(&args).await,

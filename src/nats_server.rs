@@ -26,7 +26,9 @@ pub enum NatsServerError {
     TooOld { found: String },
     #[error("cannot start nats-server: {0}")]
     Io(#[from] std::io::Error),
-    #[error("nats-server did not accept connections on port {port} within {waited:?}; its log: {log}")]
+    #[error(
+        "nats-server did not accept connections on port {port} within {waited:?}; its log: {log}"
+    )]
     NotReady {
         port: u16,
         waited: Duration,
@@ -135,13 +137,20 @@ impl NatsServer {
         if let Some(config) = &self.config {
             cmd.arg("-c").arg(config);
         }
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(&self.store_dir)
-            .arg("-l")
-            .arg(&self.log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-sd",
+        ])
+        .arg(&self.store_dir)
+        .arg("-l")
+        .arg(&self.log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         self.child = Some(cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => NatsServerError::Missing,
             _ => NatsServerError::Io(e),

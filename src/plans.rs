@@ -169,7 +169,9 @@ impl PlanCatalog {
                 if !QUOTA_KEYS.contains(&key.as_str()) {
                     return Err(invalid(
                         &name,
-                        format!("quota.{key}: not a resource name the worker knows ({QUOTA_KEYS:?})"),
+                        format!(
+                            "quota.{key}: not a resource name the worker knows ({QUOTA_KEYS:?})"
+                        ),
                     ));
                 }
                 check_quantity(value).map_err(|m| invalid(&name, format!("quota.{key}: {m}")))?;
@@ -184,7 +186,9 @@ impl PlanCatalog {
                     if !CONTAINER_KEYS.contains(&key.as_str()) {
                         return Err(invalid(
                             &name,
-                            format!("container_limits.{field}.{key}: not one of {CONTAINER_KEYS:?}"),
+                            format!(
+                                "container_limits.{field}.{key}: not one of {CONTAINER_KEYS:?}"
+                            ),
                         ));
                     }
                     check_quantity(value).map_err(|m| {
@@ -256,12 +260,10 @@ fn check_quantity(s: &str) -> Result<(), String> {
         && number.chars().any(|c| c.is_ascii_digit())
         && number.chars().all(|c| c.is_ascii_digit() || c == '.');
     let valid_suffix = SUFFIXES.contains(&suffix)
-        || suffix
-            .strip_prefix(['e', 'E'])
-            .is_some_and(|exp| {
-                let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-                !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit())
-            });
+        || suffix.strip_prefix(['e', 'E']).is_some_and(|exp| {
+            let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit())
+        });
     if valid_number && valid_suffix {
         Ok(())
     } else {
@@ -303,7 +305,10 @@ mod tests {
             "    quota: {limits.cpu: \"lots\"}\n    container_limits: {default: {}, default_request: {}, max: {}}\n",
         );
         let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
-        assert!(err.contains("\"free\"") && err.contains("quota.limits.cpu"), "{err}");
+        assert!(
+            err.contains("\"free\"") && err.contains("quota.limits.cpu"),
+            "{err}"
+        );
 
         let text = with_free(
             "    quota: {limits.cpu: \"1\"}\n    container_limits: {default: {gpu: \"1\"}, default_request: {}, max: {}}\n",

@@ -71,7 +71,7 @@ impl Busy {
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0 .0.lock().expect("busy set lock").remove(&self.1);
+        self.0.0.lock().expect("busy set lock").remove(&self.1);
     }
 }
 
@@ -153,7 +153,10 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        warn!(left = in_flight.len(), "grace period over; unfinished messages will be redelivered");
+        warn!(
+            left = in_flight.len(),
+            "grace period over; unfinished messages will be redelivered"
+        );
         in_flight.abort_all();
     }
     info!("tenant-worker stopped");
@@ -168,7 +171,10 @@ async fn handle_message(
     msg: jetstream::Message,
 ) {
     let (sequence, delivered) = match msg.info() {
-        Ok(info) => (info.stream_sequence, u64::try_from(info.delivered).unwrap_or(1)),
+        Ok(info) => (
+            info.stream_sequence,
+            u64::try_from(info.delivered).unwrap_or(1),
+        ),
         Err(e) => {
             error!(error = %e, subject = %msg.subject, "message without JetStream metadata; ignored");
             return;
@@ -225,7 +231,8 @@ async fn settle(bus: &Bus, msg: &jetstream::Message, sequence: u64, disposition:
                 Ok(()) => msg.double_ack().await,
                 Err(e) => {
                     error!(error = %e, sequence, "cannot dead-letter; redelivering");
-                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await
+                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                        .await
                 }
             }
         }
@@ -260,7 +267,10 @@ mod tests {
         assert!(matches!(disposition(&err(), 1, &s), Disposition::Nak(_)));
         assert!(matches!(
             disposition(&err(), s.max_deliver(), &s),
-            Disposition::DeadLetter { code: "max_deliver", .. }
+            Disposition::DeadLetter {
+                code: "max_deliver",
+                ..
+            }
         ));
     }
 
@@ -269,7 +279,10 @@ mod tests {
         let err = Err(Error::Cluster(ClusterError::Config("x".into())));
         assert!(matches!(
             disposition(&err, 1, &settings()),
-            Disposition::DeadLetter { code: "unprocessable", .. }
+            Disposition::DeadLetter {
+                code: "unprocessable",
+                ..
+            }
         ));
     }
 }

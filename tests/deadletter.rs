@@ -26,13 +26,41 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     huge["data"]["values"] = json!({"blob": "x".repeat(1 << 20)});
 
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("malformed_json", "tenant.lifecycle.requested.fine", b"{not json".to_vec()),
-        ("schema_violation", "tenant.lifecycle.requested.fine", serde_json::to_vec(&wrong_type).unwrap()),
-        ("schema_violation", "tenant.lifecycle.requested.fine", serde_json::to_vec(&missing).unwrap()),
-        ("too_large", "tenant.lifecycle.requested.fine", serde_json::to_vec(&huge).unwrap()),
-        ("schema_violation", "tenant.lifecycle.requested.bad", serde_json::to_vec(&bad_id).unwrap()),
-        ("unknown_type", "tenant.lifecycle.requested.fine", br#"{"hello":"world"}"#.to_vec()),
-        ("inconsistent", "tenant.lifecycle.deleted.fine", serde_json::to_vec(&valid).unwrap()),
+        (
+            "malformed_json",
+            "tenant.lifecycle.requested.fine",
+            b"{not json".to_vec(),
+        ),
+        (
+            "schema_violation",
+            "tenant.lifecycle.requested.fine",
+            serde_json::to_vec(&wrong_type).unwrap(),
+        ),
+        (
+            "schema_violation",
+            "tenant.lifecycle.requested.fine",
+            serde_json::to_vec(&missing).unwrap(),
+        ),
+        (
+            "too_large",
+            "tenant.lifecycle.requested.fine",
+            serde_json::to_vec(&huge).unwrap(),
+        ),
+        (
+            "schema_violation",
+            "tenant.lifecycle.requested.bad",
+            serde_json::to_vec(&bad_id).unwrap(),
+        ),
+        (
+            "unknown_type",
+            "tenant.lifecycle.requested.fine",
+            br#"{"hello":"world"}"#.to_vec(),
+        ),
+        (
+            "inconsistent",
+            "tenant.lifecycle.deleted.fine",
+            serde_json::to_vec(&valid).unwrap(),
+        ),
     ];
     for (i, (_, subject, payload)) in cases.iter().enumerate() {
         let mut headers = HeaderMap::new();
@@ -44,20 +72,54 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     for (i, (reason, subject, payload)) in cases.iter().enumerate() {
         let (dl_subject, headers, dl_payload) = letters
             .iter()
-            .find(|(_, hdr, _)| hdr.as_ref().and_then(|h| h.get("X-Test-Case")).map(|v| v.as_str()) == Some(i.to_string().as_str()))
+            .find(|(_, hdr, _)| {
+                hdr.as_ref()
+                    .and_then(|h| h.get("X-Test-Case"))
+                    .map(|v| v.as_str())
+                    == Some(i.to_string().as_str())
+            })
             .unwrap_or_else(|| panic!("case {i} ({reason}) dead-lettered with its headers"));
         let headers = headers.as_ref().unwrap();
-        assert_eq!(dl_subject, &format!("tenant.deadletter.{reason}"), "case {i}");
-        assert_eq!(dl_payload.as_ref(), payload.as_slice(), "case {i}: payload unchanged");
-        assert_eq!(headers.get("Tenant-Worker-Original-Subject").unwrap().as_str(), *subject);
-        let why = headers.get("Tenant-Worker-Deadletter-Reason").unwrap().as_str();
+        assert_eq!(
+            dl_subject,
+            &format!("tenant.deadletter.{reason}"),
+            "case {i}"
+        );
+        assert_eq!(
+            dl_payload.as_ref(),
+            payload.as_slice(),
+            "case {i}: payload unchanged"
+        );
+        assert_eq!(
+            headers
+                .get("Tenant-Worker-Original-Subject")
+                .unwrap()
+                .as_str(),
+            *subject
+        );
+        let why = headers
+            .get("Tenant-Worker-Deadletter-Reason")
+            .unwrap()
+            .as_str();
         assert!(why.starts_with(reason), "case {i}: reason {why:?}");
     }
 
     // Still alive, and nothing was created for any of them.
-    assert!(Api::<Namespace>::all(h.kube()).list(&ListParams::default()).await.unwrap().items.is_empty());
+    let ours = Api::<Namespace>::all(h.kube())
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=tenant-worker"))
+        .await
+        .unwrap();
+    assert!(ours.items.is_empty(), "no tenant namespace created");
     let ok = requested("after", "free");
     h.publish(&ok).await;
-    assert_eq!(h.completion("after", ok.id).await["type"], "tenant.provisioned");
-    assert!(h.completion_events().await.iter().all(|e| e["subject"] == "after"));
+    assert_eq!(
+        h.completion("after", ok.id).await["type"],
+        "tenant.provisioned"
+    );
+    assert!(
+        h.completion_events()
+            .await
+            .iter()
+            .all(|e| e["subject"] == "after")
+    );
 }

@@ -24,7 +24,9 @@ use crate::contract::{MANAGER, TenantId};
 pub enum ClusterError {
     #[error("kubernetes API: {0}")]
     Api(#[from] kube::Error),
-    #[error("{kind} {namespace}/{name} exists and is not managed by tenant-worker for tenant {tenant}")]
+    #[error(
+        "{kind} {namespace}/{name} exists and is not managed by tenant-worker for tenant {tenant}"
+    )]
     NotOwned {
         kind: String,
         namespace: String,
@@ -51,9 +53,7 @@ impl ClusterError {
                     || (status.code == 403 && status.message.contains("being terminated"))
             }
             Self::Api(
-                kube::Error::HyperError(_)
-                | kube::Error::Service(_)
-                | kube::Error::HttpError(_),
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_),
             ) => true,
             Self::Api(_) => false,
             Self::NamespaceTerminating(_) => true,
@@ -88,7 +88,9 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> 
 pub enum NamespaceState {
     Absent,
     /// Ours for this tenant; `terminating` while a deletion is under way.
-    Owned { terminating: bool },
+    Owned {
+        terminating: bool,
+    },
     /// Exists without our labels for this tenant.
     Foreign,
 }
@@ -182,7 +184,8 @@ impl Cluster {
                 tenant: tenant.clone(),
             });
         }
-        api.patch(&name, &apply_params(), &Patch::Apply(obj)).await?;
+        api.patch(&name, &apply_params(), &Patch::Apply(obj))
+            .await?;
         Ok(())
     }
 

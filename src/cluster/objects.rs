@@ -242,18 +242,18 @@ pub fn build_role(t: &TenantObjects<'_>) -> Role {
                 &["deployments", "statefulsets", "replicasets"],
                 &read,
             ),
-            rule(
-                &["apps"],
-                &["deployments", "statefulsets"],
-                &["patch"],
-            ),
+            rule(&["apps"], &["deployments", "statefulsets"], &["patch"]),
             rule(
                 &["apps"],
                 &["deployments/scale", "statefulsets/scale"],
                 &["get", "update", "patch"],
             ),
             rule(&["batch"], &["jobs", "cronjobs"], &read),
-            rule(&["networking.k8s.io"], &["ingresses", "networkpolicies"], &read),
+            rule(
+                &["networking.k8s.io"],
+                &["ingresses", "networkpolicies"],
+                &read,
+            ),
         ]),
     }
 }
@@ -338,14 +338,18 @@ mod tests {
             Some(&["Ingress".to_owned(), "Egress".to_owned()][..])
         );
         let from = spec.ingress.unwrap()[0].from.clone().unwrap();
-        assert!(from.iter().any(|p| p
-            .namespace_selector
-            .as_ref()
-            .and_then(|s| s.match_labels.as_ref())
-            .is_some_and(|l| l["kubernetes.io/metadata.name"] == "gateway")));
+        assert!(from.iter().any(|p| {
+            p.namespace_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref())
+                .is_some_and(|l| l["kubernetes.io/metadata.name"] == "gateway")
+        }));
         let egress = spec.egress.unwrap();
         let ports = egress[1].ports.clone().unwrap();
-        assert!(ports.iter().all(|p| p.protocol.is_some()), "protocol set explicitly");
+        assert!(
+            ports.iter().all(|p| p.protocol.is_some()),
+            "protocol set explicitly"
+        );
     }
 
     #[test]

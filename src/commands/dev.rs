@@ -111,7 +111,10 @@ async fn demo(nats_url: &str, kubeconfig: &str) -> Result<(), Error> {
         .await?,
     );
     super::publish::publish_event(&js, &event).await?;
-    println!("demo: published tenant.requested for tenant demo on plan standard ({})", event.id);
+    println!(
+        "demo: published tenant.requested for tenant demo on plan standard ({})",
+        event.id
+    );
     let done =
         super::publish::wait_for_completion(&js, &event.subject, event.id, Duration::from_secs(30))
             .await?;

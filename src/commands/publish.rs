@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::config::{PublishArgs, PublishKind};
 use crate::contract::{
-    CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, STATUS_SUBJECT_PREFIX,
-    TenantDeleted, TenantId, TenantRequested, TenantUpgraded, decode_inbound,
+    CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, STATUS_SUBJECT_PREFIX, TenantDeleted,
+    TenantId, TenantRequested, TenantUpgraded, decode_inbound,
 };
 use crate::error::Error;
 
@@ -116,7 +116,9 @@ pub async fn publish_event(
         .map_err(|e| {
             Error::nats(
                 "publish",
-                format!("{e} (does stream {LIFECYCLE_STREAM} exist? the worker creates it at start)"),
+                format!(
+                    "{e} (does stream {LIFECYCLE_STREAM} exist? the worker creates it at start)"
+                ),
             )
         })?;
     Ok((ack.sequence, ack.duplicate))
@@ -198,9 +200,13 @@ pub async fn run(args: &PublishArgs) -> Result<(), Error> {
         }
     );
     if args.wait > 0 {
-        let completion =
-            wait_for_completion(&js, &event.subject, event.id, Duration::from_secs(args.wait))
-                .await?;
+        let completion = wait_for_completion(
+            &js,
+            &event.subject,
+            event.id,
+            Duration::from_secs(args.wait),
+        )
+        .await?;
         println!(
             "{}",
             serde_json::to_string_pretty(&completion).expect("JSON prints")

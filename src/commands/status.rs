@@ -56,7 +56,14 @@ pub async fn run(args: &StatusArgs) -> Result<(), Error> {
 /// A human-readable table of records, one line each.
 pub fn table(records: &[TenantRecord]) -> String {
     let header = [
-        "TENANT", "STATUS", "PLAN", "VERSION", "NAMESPACE", "SAGA", "LAST EVENT", "UPDATED",
+        "TENANT",
+        "STATUS",
+        "PLAN",
+        "VERSION",
+        "NAMESPACE",
+        "SAGA",
+        "LAST EVENT",
+        "UPDATED",
     ];
     let rows: Vec<[String; 8]> = records
         .iter()

@@ -125,10 +125,12 @@ pub fn decode_inbound(
     }
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| err(DecodeErrorKind::MalformedJson, format!("not JSON: {e}")))?;
-    let type_name = value
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(DecodeErrorKind::UnknownType, "missing string attribute `type`"))?;
+    let type_name = value.get("type").and_then(Value::as_str).ok_or_else(|| {
+        err(
+            DecodeErrorKind::UnknownType,
+            "missing string attribute `type`",
+        )
+    })?;
     let event_type = EventType::parse(type_name)
         .filter(|t| t.is_inbound())
         .ok_or_else(|| {
@@ -195,7 +197,10 @@ pub fn decode_inbound(
     if nats_subject != expected {
         return Err(err(
             DecodeErrorKind::Inconsistent,
-            format!("a {type_name} event about tenant {} must be published on {expected}, not {nats_subject}", event.tenant_id),
+            format!(
+                "a {type_name} event about tenant {} must be published on {expected}, not {nats_subject}",
+                event.tenant_id
+            ),
         ));
     }
     Ok(event)

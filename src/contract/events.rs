@@ -395,7 +395,10 @@ pub fn completion_event(inbound: &InboundEvent, outcome: &Outcome) -> CloudEvent
         .detail_json()
         .expect("outcome types serialize to JSON objects");
     let mut data = Map::new();
-    data.insert("tenant_id".into(), Value::String(inbound.tenant_id.to_string()));
+    data.insert(
+        "tenant_id".into(),
+        Value::String(inbound.tenant_id.to_string()),
+    );
     data.insert(
         "causation_id".into(),
         Value::String(inbound.id.hyphenated().to_string()),

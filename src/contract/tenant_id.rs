@@ -98,7 +98,15 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "", "-acme", "acme-", "Acme", "ac_me", "ac.me", "acme corp", "ac\u{e9}me", "a\n",
+            "",
+            "-acme",
+            "acme-",
+            "Acme",
+            "ac_me",
+            "ac.me",
+            "acme corp",
+            "ac\u{e9}me",
+            "a\n",
             &"x".repeat(41),
         ] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");

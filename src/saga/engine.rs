@@ -122,7 +122,8 @@ impl Engine {
             match &event.intent {
                 Intent::Requested(d) => {
                     let version = d.app_version.clone();
-                    self.provision(&mut v, event, sequence, &d.plan, version).await?
+                    self.provision(&mut v, event, sequence, &d.plan, version)
+                        .await?
                 }
                 Intent::Upgraded(d) => self.upgrade(&mut v, event, sequence, d).await?,
                 Intent::Deleted(_) => self.deprovision(&mut v, event, sequence).await?,
@@ -146,7 +147,9 @@ impl Engine {
             Outcome::Failed(f) => {
                 warn!(%tenant, event_id = %event.id, failed_step = %f.failed_step, error = %f.error, compensated = f.compensated, "saga failed");
             }
-            _ => info!(%tenant, event_id = %event.id, outcome = %event_type, status = v.record.status.as_str(), "done"),
+            _ => {
+                info!(%tenant, event_id = %event.id, outcome = %event_type, status = v.record.status.as_str(), "done")
+            }
         }
         Ok(Handled::Completed(event_type))
     }
@@ -187,7 +190,15 @@ impl Engine {
             TenantStatus::Provisioning
         };
         match self
-            .run_steps(v, event, sequence, IntentKind::Requested, status, plan, rollback)
+            .run_steps(
+                v,
+                event,
+                sequence,
+                IntentKind::Requested,
+                status,
+                plan,
+                rollback,
+            )
             .await?
         {
             StepsResult::Failed(f) => {
@@ -244,7 +255,10 @@ impl Engine {
             .app_version
             .clone()
             .unwrap_or_else(|| self.plans.default_app_version().to_owned());
-        let app_version = d.app_version.clone().unwrap_or_else(|| previous_app_version.clone());
+        let app_version = d
+            .app_version
+            .clone()
+            .unwrap_or_else(|| previous_app_version.clone());
         let previous_plan = previous.name.clone();
         match self
             .run_steps(
@@ -332,7 +346,9 @@ impl Engine {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ClusterError::NamespaceTerminating(self.cluster.namespace_for(tenant)).into());
+                return Err(
+                    ClusterError::NamespaceTerminating(self.cluster.namespace_for(tenant)).into(),
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -356,7 +372,11 @@ impl Engine {
         let tenant = &event.tenant_id;
         let namespace = v.record.namespace.clone();
         // A redelivery of the same event resumes its log; anything else starts anew.
-        let resume = v.record.saga.as_ref().is_some_and(|s| s.event_id == event.id);
+        let resume = v
+            .record
+            .saga
+            .as_ref()
+            .is_some_and(|s| s.event_id == event.id);
         if !resume {
             v.record.saga = Some(SagaLog {
                 event_id: event.id,
@@ -377,7 +397,8 @@ impl Engine {
             gateway_namespace: &self.settings.gateway_namespace,
         };
         for step in Step::PROVISION {
-            let span = tracing::info_span!("step", %tenant, event_id = %event.id, step = step.as_str());
+            let span =
+                tracing::info_span!("step", %tenant, event_id = %event.id, step = step.as_str());
             let result = {
                 let _enter = span.enter();
                 self.with_retry(|| step.apply(&ctx)).await
@@ -416,7 +437,11 @@ impl Engine {
         error: String,
         rollback: Option<&Plan>,
     ) -> Result<Failed, Error> {
-        let saga = v.record.saga.as_mut().expect("compensation runs inside a saga");
+        let saga = v
+            .record
+            .saga
+            .as_mut()
+            .expect("compensation runs inside a saga");
         saga.phase = SagaPhase::Compensating;
         let done: Vec<Step> = saga
             .steps
@@ -430,7 +455,9 @@ impl Engine {
         // The failed step may have half-applied (the RBAC step writes three
         // objects), so it is undone too; compensation tolerates apply never
         // having run.
-        for step in std::iter::once(failed_step).chain(done.into_iter().rev().filter(|s| *s != failed_step)) {
+        for step in
+            std::iter::once(failed_step).chain(done.into_iter().rev().filter(|s| *s != failed_step))
+        {
             let result = match rollback {
                 Some(previous) => {
                     let back = StepContext {
@@ -479,8 +506,7 @@ impl Engine {
     /// plan; a new one is gone.
     fn after_failure(&self, v: &mut Versioned, f: &Failed) {
         let record = &mut v.record;
-        let was_live = record.plan.is_some()
-            && matches!(record.status, TenantStatus::Upgrading);
+        let was_live = record.plan.is_some() && matches!(record.status, TenantStatus::Upgrading);
         record.status = if was_live && f.compensated {
             TenantStatus::Ready
         } else {
@@ -514,7 +540,10 @@ impl Engine {
 
     fn endpoint(&self, namespace: &str) -> Endpoint {
         Endpoint {
-            host: format!("{}.{namespace}.svc.cluster.local", self.settings.app_service),
+            host: format!(
+                "{}.{namespace}.svc.cluster.local",
+                self.settings.app_service
+            ),
             port: self.settings.app_port,
         }
     }

@@ -175,7 +175,12 @@ mod tests {
         r.finish(first, EventType::Requested, 1, EventType::Provisioned);
         assert!(r.has_applied(&first));
         for seq in 2..=(RECENT_EVENT_IDS as u64 + 1) {
-            r.finish(Uuid::new_v4(), EventType::Upgraded, seq, EventType::UpgradeCompleted);
+            r.finish(
+                Uuid::new_v4(),
+                EventType::Upgraded,
+                seq,
+                EventType::UpgradeCompleted,
+            );
         }
         assert_eq!(r.recent_event_ids.len(), RECENT_EVENT_IDS);
         assert!(!r.has_applied(&first));
@@ -185,7 +190,12 @@ mod tests {
     #[test]
     fn sequence_never_goes_back() {
         let mut r = TenantRecord::new(TenantId::parse("acme").unwrap(), "tenant-acme".into());
-        r.finish(Uuid::new_v4(), EventType::Deleted, 9, EventType::Deprovisioned);
+        r.finish(
+            Uuid::new_v4(),
+            EventType::Deleted,
+            9,
+            EventType::Deprovisioned,
+        );
         r.finish(Uuid::new_v4(), EventType::Requested, 3, EventType::Rejected);
         assert_eq!(r.last_sequence, 9);
     }

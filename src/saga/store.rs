@@ -101,7 +101,10 @@ impl StateStore {
         let mut records = Vec::with_capacity(keys.len());
         for key in keys {
             let Ok(tenant) = TenantId::parse(&key) else {
-                tracing::warn!(key, "tenant_state has a key that is not a tenant id; skipped");
+                tracing::warn!(
+                    key,
+                    "tenant_state has a key that is not a tenant id; skipped"
+                );
                 continue;
             };
             match self.load(&tenant).await {

@@ -25,7 +25,9 @@ pub async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .delete_owned::<RoleBinding>(tenant, ns, ADMIN_NAME)
         .await?;
-    ctx.cluster.delete_owned::<Role>(tenant, ns, ADMIN_NAME).await?;
+    ctx.cluster
+        .delete_owned::<Role>(tenant, ns, ADMIN_NAME)
+        .await?;
     ctx.cluster
         .delete_owned::<ServiceAccount>(tenant, ns, ADMIN_NAME)
         .await

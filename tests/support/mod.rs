@@ -10,13 +10,13 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use tenant_worker::WorkerSettings;
 use tenant_worker::contract::{
-    CloudEvent, DEADLETTER_STREAM, EventType, STATE_BUCKET, ROUTES_BUCKET, STATUS_STREAM,
+    CloudEvent, DEADLETTER_STREAM, EventType, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM,
     TenantDeleted, TenantId, TenantRequested, TenantUpgraded,
 };
 use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
 use tenant_worker::nats_server::NatsServer;
-use tenant_worker::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -42,13 +42,18 @@ impl Harness {
     }
 
     /// Starts with settings adjusted by `adjust` and an API configured by `api`.
-    pub async fn start_with(adjust: impl FnOnce(&mut WorkerSettings), api: EmbeddedApiConfig) -> Self {
+    pub async fn start_with(
+        adjust: impl FnOnce(&mut WorkerSettings),
+        api: EmbeddedApiConfig,
+    ) -> Self {
         let nats = NatsServer::start_with_config(None, Some(NATS_CONFIG))
             .unwrap_or_else(|e| panic!("{e}"));
         let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), api)
             .await
             .expect("embedded API starts");
-        let client = async_nats::connect(nats.url()).await.expect("nats connects");
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("nats connects");
         let js = jetstream::new(client);
         let mut h = Self {
             nats,
@@ -82,7 +87,10 @@ impl Harness {
             {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "worker did not start");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "worker did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -116,7 +124,12 @@ impl Harness {
             .await
     }
 
-    pub async fn publish_raw_with(&self, subject: &str, headers: HeaderMap, payload: Vec<u8>) -> u64 {
+    pub async fn publish_raw_with(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Vec<u8>,
+    ) -> u64 {
         self.js
             .publish_with_headers(subject.to_owned(), headers, Bytes::from(payload))
             .await
@@ -160,7 +173,11 @@ impl Harness {
                 .expect("stream delivers")
                 .expect("stream open")
                 .expect("message");
-            out.push((msg.subject.to_string(), msg.headers.clone(), msg.payload.clone()));
+            out.push((
+                msg.subject.to_string(),
+                msg.headers.clone(),
+                msg.payload.clone(),
+            ));
         }
         out
     }
@@ -209,7 +226,10 @@ impl Harness {
             if info.num_pending == 0 && info.num_ack_pending == 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "consumer not idle: {info:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "consumer not idle: {info:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -219,8 +239,18 @@ pub fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).unwrap()
 }
 
-fn event<D: serde::Serialize>(source: &str, t: EventType, tenant_id: &str, data: D) -> CloudEvent<Value> {
-    CloudEvent::new(source, t, tenant(tenant_id), serde_json::to_value(data).unwrap())
+fn event<D: serde::Serialize>(
+    source: &str,
+    t: EventType,
+    tenant_id: &str,
+    data: D,
+) -> CloudEvent<Value> {
+    CloudEvent::new(
+        source,
+        t,
+        tenant(tenant_id),
+        serde_json::to_value(data).unwrap(),
+    )
 }
 
 /// A `tenant.requested` from signup.
@@ -276,6 +306,12 @@ pub fn assert_matches_schema(event: &Value) {
     let t = EventType::parse(event["type"].as_str().expect("type")).expect("known type");
     let schema: Value = serde_json::from_str(tenant_worker::contract::schema_for(t)).unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(event).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{t} event breaks its schema: {errors:?}\n{event:#}");
+    let errors: Vec<String> = validator
+        .iter_errors(event)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{t} event breaks its schema: {errors:?}\n{event:#}"
+    );
 }

@@ -1,0 +1,143 @@
+//! The `tenant-worker` binary as an operator uses it: `publish` waits for and
+//! prints the completion event, `status` shows the record, and bad arguments
+//! fail with a message that says what is wrong, publishing nothing.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::Value;
+use support::*;
+
+async fn cli(args: &[&str], nats_url: &str) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"));
+    cmd.args(args)
+        .env("NATS_URL", nats_url)
+        .env("RUST_LOG", "warn");
+    cmd.output().await.expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn publish_waits_for_the_completion_event_and_status_shows_the_tenant() {
+    let h = Harness::start().await;
+    let url = h.nats.url();
+    let out = cli(
+        &[
+            "publish",
+            "requested",
+            "cli-co",
+            "--plan",
+            "premium",
+            "--metadata",
+            r#"{"order":"o-1"}"#,
+        ],
+        &url,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("published tenant.requested "), "{text}");
+    let json_start = text.find('{').expect("completion event printed");
+    let completion: Value = serde_json::from_str(&text[json_start..]).unwrap();
+    assert_eq!(completion["type"], "tenant.provisioned");
+    assert_eq!(completion["data"]["metadata"]["order"], "o-1");
+
+    h.wait_idle().await;
+    let out = cli(&["status", "cli-co", "--json"], &url).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(record["status"], "ready");
+    assert_eq!(record["plan"], "premium");
+
+    let out = cli(&["status"], &url).await;
+    let table = stdout(&out);
+    assert!(
+        table.lines().next().unwrap().starts_with("TENANT"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("cli-co") && l.contains("ready") && l.contains("premium")),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_fail_clearly_and_publish_nothing() {
+    let h = Harness::start().await;
+    let url = h.nats.url();
+    for (args, expected) in [
+        (
+            vec!["publish", "requested", "Bad_Id", "--plan", "free"],
+            "DNS-1123",
+        ),
+        (vec!["publish", "requested", "ok-id"], "--plan"),
+        (
+            vec!["publish", "upgraded", "ok-id"],
+            "would be dead-lettered",
+        ),
+        (
+            vec![
+                "publish",
+                "requested",
+                "ok-id",
+                "--plan",
+                "free",
+                "--values",
+                "[1]",
+            ],
+            "--values must be a JSON object",
+        ),
+        (
+            vec![
+                "publish",
+                "requested",
+                "ok-id",
+                "--plan",
+                "free",
+                "--values",
+                "{oops",
+            ],
+            "--values is not valid JSON",
+        ),
+        (vec!["status", "Nope"], "DNS-1123"),
+        (vec!["status", "nobody"], "no record for tenant nobody"),
+    ] {
+        let out = cli(&args, &url).await;
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let mut lifecycle = h.js.get_stream("TENANT_LIFECYCLE").await.unwrap();
+    assert_eq!(
+        lifecycle.info().await.unwrap().state.messages,
+        0,
+        "nothing published"
+    );
+}
+
+#[tokio::test]
+async fn help_explains_every_subcommand() {
+    let out = cli(&["--help"], "nats://127.0.0.1:1").await;
+    let text = stdout(&out);
+    for sub in ["run", "dev", "embedded-api", "publish", "status"] {
+        assert!(text.contains(sub), "{sub} in --help:\n{text}");
+    }
+    let out = cli(&["run", "--help"], "nats://127.0.0.1:1").await;
+    assert!(
+        stdout(&out).contains("TENANT_WORKER_CONCURRENCY"),
+        "env vars shown"
+    );
+}
