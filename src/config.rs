@@ -57,6 +57,21 @@ pub struct NatsArgs {
     pub nats_url: String,
 }
 
+impl NatsArgs {
+    /// Connects as the client `name` (shown in the server's connection list).
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the URL is unusable.
+    pub async fn connect(&self, name: &str) -> Result<async_nats::Client, Error> {
+        NatsSettings {
+            url: self.nats_url.clone(),
+            name: name.to_owned(),
+        }
+        .connect()
+        .await
+    }
+}
+
 /// Settings shared by `run` and `dev`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {

@@ -102,14 +102,7 @@ async fn demo(nats_url: &str, kubeconfig: &str) -> Result<(), Error> {
         wait: 30,
     };
     let event = super::publish::build_event(&args)?;
-    let js = jetstream::new(
-        crate::settings::NatsSettings {
-            url: nats_url.to_owned(),
-            name: "tenant-worker-demo".into(),
-        }
-        .connect()
-        .await?,
-    );
+    let js = jetstream::new(args.nats.connect("tenant-worker-demo").await?);
     super::publish::publish_event(&js, &event).await?;
     println!(
         "demo: published tenant.requested for tenant demo on plan standard ({})",

@@ -180,12 +180,7 @@ pub async fn wait_for_completion(
 /// Bad arguments, NATS failures, or no completion event within `--wait`.
 pub async fn run(args: &PublishArgs) -> Result<(), Error> {
     let event = build_event(args)?;
-    let client = crate::settings::NatsSettings {
-        url: args.nats.nats_url.clone(),
-        name: "tenant-worker-cli".into(),
-    }
-    .connect()
-    .await?;
+    let client = args.nats.connect("tenant-worker-cli").await?;
     let js = jetstream::new(client);
     let (sequence, duplicate) = publish_event(&js, &event).await?;
     println!(

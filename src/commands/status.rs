@@ -19,12 +19,7 @@ pub async fn run(args: &StatusArgs) -> Result<(), Error> {
         .map(TenantId::parse)
         .transpose()
         .map_err(|e| Error::Setup(e.to_string()))?;
-    let client = crate::settings::NatsSettings {
-        url: args.nats.nats_url.clone(),
-        name: "tenant-worker-cli".into(),
-    }
-    .connect()
-    .await?;
+    let client = args.nats.connect("tenant-worker-cli").await?;
     let js = jetstream::new(client);
     let kv = js.get_key_value(STATE_BUCKET).await.map_err(|e| {
         Error::nats(

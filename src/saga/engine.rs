@@ -87,8 +87,22 @@ pub struct Engine {
 
 /// How a saga's steps ended.
 enum StepsResult {
+    /// Every step applied; the record says the tenant is ready on the new plan.
     Done,
+    /// A step failed for good and the done steps were undone.
     Failed(Failed),
+}
+
+/// What a provisioning saga is to bring the tenant to.
+struct Target<'a> {
+    intent: IntentKind,
+    /// The record's status while the saga runs.
+    status: TenantStatus,
+    plan: &'a Plan,
+    app_version: &'a str,
+    /// The plan a live tenant ran before: compensation re-applies it instead of
+    /// removing the tenant.
+    rollback: Option<&'a Plan>,
 }
 
 impl Engine {
@@ -189,38 +203,25 @@ impl Engine {
         } else {
             TenantStatus::Provisioning
         };
-        match self
-            .run_steps(
-                v,
-                event,
-                sequence,
-                IntentKind::Requested,
-                status,
-                plan,
-                rollback,
-            )
-            .await?
-        {
-            StepsResult::Failed(f) => {
-                self.after_failure(v, &f);
-                Ok(Outcome::Failed(f))
-            }
-            StepsResult::Done => {
-                let record = &mut v.record;
-                record.status = TenantStatus::Ready;
-                record.plan = Some(plan.name.clone());
-                record.app_version = Some(app_version.clone());
-                Ok(Outcome::Provisioned(Provisioned {
-                    plan: plan.name.clone(),
-                    app_version,
-                    namespace: record.namespace.clone(),
-                    endpoint: self.endpoint(&record.namespace),
-                    release_revision: record.release_revision,
-                    resources: plan.quota.clone(),
-                    completed_at: Timestamp::now(),
-                }))
-            }
-        }
+        let target = Target {
+            intent: IntentKind::Requested,
+            status,
+            plan,
+            app_version: &app_version,
+            rollback,
+        };
+        Ok(match self.run_steps(v, event, sequence, &target).await? {
+            StepsResult::Failed(f) => Outcome::Failed(f),
+            StepsResult::Done => Outcome::Provisioned(Provisioned {
+                plan: plan.name.clone(),
+                namespace: v.record.namespace.clone(),
+                endpoint: self.endpoint(&v.record.namespace),
+                release_revision: v.record.release_revision,
+                resources: plan.quota.clone(),
+                completed_at: Timestamp::now(),
+                app_version,
+            }),
+        })
     }
 
     async fn upgrade(
@@ -260,38 +261,25 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| previous_app_version.clone());
         let previous_plan = previous.name.clone();
-        match self
-            .run_steps(
-                v,
-                event,
-                sequence,
-                IntentKind::Upgraded,
-                TenantStatus::Upgrading,
-                plan,
-                Some(previous),
-            )
-            .await?
-        {
-            StepsResult::Failed(f) => {
-                self.after_failure(v, &f);
-                Ok(Outcome::Failed(f))
-            }
-            StepsResult::Done => {
-                let record = &mut v.record;
-                record.status = TenantStatus::Ready;
-                record.plan = Some(plan.name.clone());
-                record.app_version = Some(app_version.clone());
-                Ok(Outcome::UpgradeCompleted(UpgradeCompleted {
-                    previous_plan,
-                    plan: plan.name.clone(),
-                    previous_app_version,
-                    app_version,
-                    release_revision: record.release_revision,
-                    resources: plan.quota.clone(),
-                    effective_at: Timestamp::now(),
-                }))
-            }
-        }
+        let target = Target {
+            intent: IntentKind::Upgraded,
+            status: TenantStatus::Upgrading,
+            plan,
+            app_version: &app_version,
+            rollback: Some(previous),
+        };
+        Ok(match self.run_steps(v, event, sequence, &target).await? {
+            StepsResult::Failed(f) => Outcome::Failed(f),
+            StepsResult::Done => Outcome::UpgradeCompleted(UpgradeCompleted {
+                previous_plan,
+                plan: plan.name.clone(),
+                previous_app_version,
+                release_revision: v.record.release_revision,
+                resources: plan.quota.clone(),
+                effective_at: Timestamp::now(),
+                app_version,
+            }),
+        })
     }
 
     async fn deprovision(
@@ -354,20 +342,17 @@ impl Engine {
         }
     }
 
-    /// Runs the provisioning steps with `plan`, persisting the log after each
-    /// one. On a permanent failure, undoes the done steps in reverse: removes
-    /// them, or, when `rollback` is the plan the tenant ran before, re-applies
-    /// them with it.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the provisioning steps towards `target`, persisting the log after
+    /// each one. On a permanent failure, undoes the done steps in reverse:
+    /// removes them, or, when the tenant was live, re-applies them with the plan
+    /// it ran before. Leaves the record's status, plan and version as the
+    /// outcome says.
     async fn run_steps(
         &self,
         v: &mut Versioned,
         event: &InboundEvent,
         sequence: u64,
-        intent: IntentKind,
-        status: TenantStatus,
-        plan: &Plan,
-        rollback: Option<&Plan>,
+        target: &Target<'_>,
     ) -> Result<StepsResult, Error> {
         let tenant = &event.tenant_id;
         let namespace = v.record.namespace.clone();
@@ -381,19 +366,19 @@ impl Engine {
             v.record.saga = Some(SagaLog {
                 event_id: event.id,
                 sequence,
-                intent,
+                intent: target.intent,
                 phase: SagaPhase::Forward,
                 steps: Vec::new(),
                 started_at: Timestamp::now(),
             });
         }
-        v.record.status = status;
+        v.record.status = target.status;
         self.bus.state().save(v).await?;
         let ctx = StepContext {
             cluster: &self.cluster,
             tenant,
             namespace: &namespace,
-            plan,
+            plan: target.plan,
             gateway_namespace: &self.settings.gateway_namespace,
         };
         for step in Step::PROVISION {
@@ -419,12 +404,17 @@ impl Engine {
                 Err(e) => {
                     warn!(%tenant, event_id = %event.id, step = step.as_str(), error = %e, "step failed permanently; compensating");
                     let failed = self
-                        .compensate(v, &ctx, intent, step, e.to_string(), rollback)
+                        .compensate(v, &ctx, target.intent, step, e.to_string(), target.rollback)
                         .await?;
+                    self.after_failure(v, &failed);
                     return Ok(StepsResult::Failed(failed));
                 }
             }
         }
+        let record = &mut v.record;
+        record.status = TenantStatus::Ready;
+        record.plan = Some(target.plan.name.clone());
+        record.app_version = Some(target.app_version.to_owned());
         Ok(StepsResult::Done)
     }
 
