@@ -90,8 +90,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let nats = settings.nats.connect().await?;
-    let js = jetstream::new(nats);
-    let (bus, consumer) = ensure_topology(&js, &settings.topology).await?;
+    let js = jetstream::new(nats.clone());
+    let (bus, consumer) = match ensure_topology(&js, &settings.topology).await {
+        Ok(topology) => topology,
+        // Say what is wrong, not only which request timed out.
+        Err(e) if nats.connection_state() != async_nats::connection::State::Connected => {
+            return Err(Error::nats(
+                "connect",
+                format!("cannot reach NATS at {} ({e})", settings.nats.url),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let engine = Engine {
         cluster: Cluster::new(kube, settings.namespace_prefix.clone()),
         plans: Arc::new(settings.plans.clone()),
