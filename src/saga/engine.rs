@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use backon::Retryable;
 use jiff::Timestamp;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::state::{SagaLog, SagaPhase, StepEntry, StepState, TenantRecord, TenantStatus};
 use super::store::Versioned;
@@ -382,12 +382,10 @@ impl Engine {
             gateway_namespace: &self.settings.gateway_namespace,
         };
         for step in Step::PROVISION {
-            let span =
-                tracing::info_span!("step", %tenant, event_id = %event.id, step = step.as_str());
-            let result = {
-                let _enter = span.enter();
-                self.with_retry(|| step.apply(&ctx)).await
-            };
+            let result = self
+                .with_retry(|| step.apply(&ctx))
+                .instrument(info_span!("step", step = step.as_str()))
+                .await;
             match result {
                 Ok(()) => {
                     let saga = v.record.saga.as_mut().expect("saga set above");
@@ -406,7 +404,18 @@ impl Engine {
                     let failed = self
                         .compensate(v, &ctx, target.intent, step, e.to_string(), target.rollback)
                         .await?;
-                    self.after_failure(v, &failed);
+                    let record = &mut v.record;
+                    // A live tenant that was rolled back stays live on its previous plan.
+                    let live = target.rollback.is_some() && failed.compensated;
+                    record.status = if live {
+                        TenantStatus::Ready
+                    } else {
+                        TenantStatus::Failed
+                    };
+                    if target.rollback.is_none() {
+                        record.plan = None;
+                        record.app_version = None;
+                    }
                     return Ok(StepsResult::Failed(failed));
                 }
             }
@@ -490,22 +499,6 @@ impl Engine {
             compensated,
             compensation: undone,
         })
-    }
-
-    /// The record after a failed saga: a live tenant stays live on its previous
-    /// plan; a new one is gone.
-    fn after_failure(&self, v: &mut Versioned, f: &Failed) {
-        let record = &mut v.record;
-        let was_live = record.plan.is_some() && matches!(record.status, TenantStatus::Upgrading);
-        record.status = if was_live && f.compensated {
-            TenantStatus::Ready
-        } else {
-            TenantStatus::Failed
-        };
-        if !was_live {
-            record.plan = None;
-            record.app_version = None;
-        }
     }
 
     /// The plan of a tenant that is live, if it is.
