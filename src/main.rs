@@ -26,7 +26,11 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tenant_worker::telemetry::init(cli.log_format);
+    let default_level = match cli.command {
+        Command::Publish(_) | Command::Status(_) => "warn",
+        Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
+    };
+    tenant_worker::telemetry::init(cli.log_format, default_level);
     let result = match cli.command {
         Command::Run(args) => {
             async {
