@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use support::*;
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule};
+use tenant_worker::embedded_api::FaultRule;
 
 #[tokio::test]
 async fn a_permanent_failure_compensates_every_done_step_in_reverse() {
@@ -80,7 +80,7 @@ async fn a_permanent_failure_compensates_every_done_step_in_reverse() {
 
 #[tokio::test]
 async fn an_older_intent_delayed_behind_a_newer_one_is_superseded() {
-    let h = Harness::start_with(|_| {}, EmbeddedApiConfig::default()).await;
+    let h = Harness::start().await;
     // The request's namespace apply fails transiently (500) long enough for the
     // later delete to be applied first.
     h.api.faults().add_rule(

@@ -311,7 +311,7 @@ impl Engine {
                 self.wait_namespace_gone(tenant).await?;
             }
         }
-        self.bus.delete_route(tenant).await?;
+        // `update_route` withdraws any route left over for an absent namespace.
         let record = &mut v.record;
         record.status = if matches!(record.status, TenantStatus::Absent) {
             TenantStatus::Absent
