@@ -108,6 +108,9 @@ struct Target<'a> {
 impl Engine {
     /// Handles `event`, delivered from stream sequence `sequence`.
     ///
+    /// Logs inside the caller's span, which names the tenant and the event
+    /// (the worker's `event` span), so log lines here do not repeat them.
+    ///
     /// # Errors
     /// See the module documentation.
     pub async fn handle(&self, event: &InboundEvent, sequence: u64) -> Result<Handled, Error> {
@@ -120,7 +123,7 @@ impl Engine {
             },
         };
         if v.record.has_applied(&event.id) {
-            info!(%tenant, event_id = %event.id, "event already applied; acknowledging");
+            info!("event already applied; acknowledging");
             return Ok(Handled::Duplicate);
         }
         let outcome = if sequence < v.record.last_sequence {
@@ -156,13 +159,13 @@ impl Engine {
         self.bus.state().save(&mut v).await?;
         match &outcome {
             Outcome::Rejected(r) => {
-                info!(%tenant, event_id = %event.id, reason = r.reason.as_str(), message = %r.message, "rejected");
+                info!(reason = r.reason.as_str(), message = %r.message, "rejected");
             }
             Outcome::Failed(f) => {
-                warn!(%tenant, event_id = %event.id, failed_step = %f.failed_step, error = %f.error, compensated = f.compensated, "saga failed");
+                warn!(failed_step = %f.failed_step, error = %f.error, compensated = f.compensated, "saga failed");
             }
             _ => {
-                info!(%tenant, event_id = %event.id, outcome = %event_type, status = v.record.status.as_str(), "done")
+                info!(outcome = %event_type, status = v.record.status.as_str(), "done")
             }
         }
         Ok(Handled::Completed(event_type))
@@ -400,7 +403,7 @@ impl Engine {
                 }
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => {
-                    warn!(%tenant, event_id = %event.id, step = step.as_str(), error = %e, "step failed permanently; compensating");
+                    warn!(step = step.as_str(), error = %e, "step failed permanently; compensating");
                     let failed = self
                         .compensate(v, &ctx, target.intent, step, e.to_string(), target.rollback)
                         .await?;
@@ -473,7 +476,7 @@ impl Engine {
                     StepState::Compensated
                 }
                 Err(e) => {
-                    warn!(tenant = %ctx.tenant, step = step.as_str(), error = %e, "compensation failed");
+                    warn!(step = step.as_str(), error = %e, "compensation failed");
                     compensated = false;
                     StepState::CompensationFailed
                 }
