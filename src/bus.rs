@@ -16,13 +16,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::contract::{
-    CONSUMER_NAME, CloudEvent, DEADLETTER_REASON_HEADER, DEADLETTER_SEQUENCE_HEADER,
-    DEADLETTER_STREAM, DEADLETTER_SUBJECT_HEADER, DEADLETTER_SUBJECT_PREFIX, LIFECYCLE_STREAM,
+    CONSUMER_NAME, CloudEvent, DEADLETTER_DELIVERIES_HEADER, DEADLETTER_HISTORY_HEADER,
+    DEADLETTER_REASON_HEADER, DEADLETTER_SEQUENCE_HEADER, DEADLETTER_STREAM,
+    DEADLETTER_SUBJECT_HEADER, DEADLETTER_SUBJECT_PREFIX, LIFECYCLE_STREAM,
     LIFECYCLE_SUBJECT_PREFIX, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM, STATUS_SUBJECT_PREFIX,
-    TenantId,
+    TenantId, completion_msg_id_of,
 };
 use crate::error::Error;
+use crate::saga::state::Attempt;
 use crate::saga::store::StateStore;
+
+/// What a dead letter says about the deliveries before it.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterHistory {
+    /// JetStream's delivery count of the message.
+    pub deliveries: u64,
+    /// The failed deliveries, oldest first (empty for poison messages, which
+    /// are dead-lettered at their first delivery).
+    pub attempts: Vec<Attempt>,
+}
 
 /// Settings of the JetStream objects the worker creates.
 #[derive(Debug, Clone)]
@@ -191,13 +203,9 @@ impl Bus {
     ///
     /// # Errors
     /// [`Error::Nats`] when the stream does not confirm.
-    pub async fn publish_completion(
-        &self,
-        event: &CloudEvent<Value>,
-        msg_id: &str,
-    ) -> Result<(), Error> {
+    pub async fn publish_completion(&self, event: &CloudEvent<Value>) -> Result<(), Error> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
+        headers.insert("Nats-Msg-Id", completion_msg_id_of(event).as_str());
         headers.insert("Content-Type", "application/cloudevents+json");
         let subject = event.event_type.subject(&event.subject);
         let payload = Bytes::from(serde_json::to_vec(event).expect("events serialize"));
@@ -208,6 +216,32 @@ impl Bus {
             .await
             .map_err(|e| Error::nats("confirm completion event", e))?;
         Ok(())
+    }
+
+    /// Whether `TENANT_STATUS` already holds `event` (a saga that crashed after
+    /// publishing and is resumed after the duplicate window must not publish it
+    /// twice). Only the last message on the tenant's subject of that type can
+    /// be it: no other saga of the tenant runs while this one is open.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the stream cannot be read.
+    pub async fn is_published(&self, event: &CloudEvent<Value>) -> Result<bool, Error> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = event.event_type.subject(&event.subject);
+        let stream = self
+            .js
+            .get_stream(STATUS_STREAM)
+            .await
+            .map_err(|e| Error::nats("look up TENANT_STATUS", e))?;
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => {
+                let published: serde_json::Result<CloudEvent<Value>> =
+                    serde_json::from_slice(&message.payload);
+                Ok(published.is_ok_and(|p| p.id == event.id))
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(Error::nats("read TENANT_STATUS", e)),
+        }
     }
 
     /// Sets the live route of `tenant`.
@@ -267,6 +301,7 @@ impl Bus {
         stream_sequence: u64,
         reason_code: &str,
         reason: &str,
+        history: &DeadLetterHistory,
     ) -> Result<(), Error> {
         let mut headers = HeaderMap::new();
         if let Some(original) = &message.headers {
@@ -291,6 +326,14 @@ impl Bus {
             DEADLETTER_SEQUENCE_HEADER,
             stream_sequence.to_string().as_str(),
         );
+        headers.insert(
+            DEADLETTER_DELIVERIES_HEADER,
+            history.deliveries.to_string().as_str(),
+        );
+        if !history.attempts.is_empty() {
+            let json = serde_json::to_string(&history.attempts).expect("attempts serialize");
+            headers.insert(DEADLETTER_HISTORY_HEADER, json.as_str());
+        }
         headers.insert(
             "Nats-Msg-Id",
             format!("deadletter:{LIFECYCLE_STREAM}:{stream_sequence}").as_str(),

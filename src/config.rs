@@ -120,6 +120,15 @@ pub struct WorkerArgs {
         default_value_t = 60
     )]
     pub namespace_deletion_timeout_secs: u64,
+    /// This replica's name in tenant leases; `<HOSTNAME>-<pid>` when not given
+    /// (the pod name in Kubernetes). Must differ between running replicas.
+    #[arg(long, env = "TENANT_WORKER_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds a tenant lease keeps other replicas out without renewal; it is
+    /// renewed every third of this while a saga runs, so only a dead replica's
+    /// lease runs out, and its tenants wait at most this long.
+    #[arg(long, env = "TENANT_WORKER_LEASE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_ttl_secs: u64,
     /// Replicas of the streams and buckets the worker creates (3 on a NATS cluster).
     #[arg(long, env = "TENANT_WORKER_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub stream_replicas: u8,
@@ -161,6 +170,11 @@ impl WorkerArgs {
                     self.namespace_deletion_timeout_secs,
                 ),
                 retry: RetryPolicy::default(),
+                replica_id: self
+                    .replica_id
+                    .clone()
+                    .unwrap_or_else(crate::saga::engine::default_replica_id),
+                lease_ttl: Duration::from_secs(self.lease_ttl_secs),
             },
             topology: TopologySettings {
                 max_deliver: self.max_deliver,

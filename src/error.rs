@@ -14,6 +14,22 @@ pub enum Error {
     Nats { op: &'static str, message: String },
     #[error("tenant record of {tenant} was changed concurrently; will re-read and retry")]
     StateConflict { tenant: TenantId },
+    #[error("tenant {tenant} is held by replica {holder} until {until}; will retry")]
+    TenantBusy {
+        tenant: TenantId,
+        holder: String,
+        until: jiff::Timestamp,
+    },
+    #[error(
+        "tenant {tenant} has the saga of event {event_id} (stream sequence {sequence}) in flight; will retry after it"
+    )]
+    SagaPending {
+        tenant: TenantId,
+        event_id: uuid::Uuid,
+        sequence: u64,
+    },
+    #[error("the worker is shutting down; the saga stopped at a step boundary")]
+    Interrupted,
     #[error("tenant record of {tenant} in tenant_state is unreadable: {message}")]
     CorruptRecord { tenant: TenantId, message: String },
     #[error(transparent)]
@@ -34,13 +50,26 @@ impl Error {
         }
     }
 
+    /// Whether the event simply has to wait for the tenant (another saga holds
+    /// it, or the worker is stopping): not a failure of this event.
+    pub fn is_wait(&self) -> bool {
+        matches!(
+            self,
+            Self::TenantBusy { .. } | Self::SagaPending { .. } | Self::Interrupted
+        )
+    }
+
     /// Whether retrying the same event later can succeed. NATS and KV errors,
     /// record conflicts and transient cluster errors are; a corrupt record, a
     /// bad plan file or a permanent cluster refusal are not.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Cluster(e) => e.is_transient(),
-            Self::Nats { .. } | Self::StateConflict { .. } => true,
+            Self::Nats { .. }
+            | Self::StateConflict { .. }
+            | Self::TenantBusy { .. }
+            | Self::SagaPending { .. }
+            | Self::Interrupted => true,
             Self::CorruptRecord { .. } | Self::Plans(_) | Self::Setup(_) => false,
         }
     }
@@ -56,6 +85,9 @@ impl Error {
             Self::Cluster(ClusterError::Config(_)) => "kube_config",
             Self::Nats { .. } => "nats",
             Self::StateConflict { .. } => "state_conflict",
+            Self::TenantBusy { .. } => "tenant_busy",
+            Self::SagaPending { .. } => "saga_pending",
+            Self::Interrupted => "interrupted",
             Self::CorruptRecord { .. } => "corrupt_record",
             Self::Plans(_) => "plans",
             Self::Setup(_) => "setup",

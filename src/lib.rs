@@ -13,6 +13,7 @@ pub mod config;
 pub mod contract;
 pub mod embedded_api;
 pub mod error;
+pub mod failpoint;
 pub mod nats_server;
 pub mod plans;
 pub mod retry;

@@ -26,6 +26,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "failpoints")]
+    let _failpoints = tenant_worker::failpoint::setup();
     let default_level = match cli.command {
         Command::Publish(_) | Command::Status(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",

@@ -12,11 +12,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::bus::{Bus, ensure_topology};
+use crate::bus::{Bus, DeadLetterHistory, ensure_topology};
 use crate::cluster::Cluster;
 use crate::contract::{TenantId, decode_inbound};
 use crate::error::Error;
-use crate::saga::{Engine, Handled};
+use crate::failpoint::crash_point;
+use crate::saga::{Delivery, Engine, Handled};
 use crate::settings::WorkerSettings;
 
 /// What to tell JetStream about one delivery.
@@ -40,6 +41,10 @@ pub fn disposition(
 ) -> Disposition {
     match result {
         Ok(_) => Disposition::Ack,
+        // Another replica should pick the saga up at once.
+        Err(Error::Interrupted) if delivered < settings.max_deliver() => {
+            Disposition::Nak(Duration::ZERO)
+        }
         Err(e) if e.is_transient() && delivered < settings.max_deliver() => {
             Disposition::Nak(settings.engine.retry.redelivery_delay(delivered))
         }
@@ -75,9 +80,6 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Delay before a message for a tenant busy in this process is redelivered.
-const BUSY_TENANT_DELAY: Duration = Duration::from_millis(250);
-
 /// Connects to NATS and the cluster, ensures the topology, and consumes until
 /// `shutdown` resolves; then stops fetching and lets in-flight sagas finish for
 /// up to `settings.shutdown_grace` (what is left is redelivered later).
@@ -102,22 +104,15 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     };
-    let engine = Engine {
-        cluster: Cluster::new(kube, settings.namespace_prefix.clone()),
-        plans: Arc::new(settings.plans.clone()),
-        bus: bus.clone(),
-        settings: settings.engine.clone(),
-    };
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(settings.concurrency)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
-        .messages()
-        .await
-        .map_err(|e| Error::nats("start consuming", e))?;
+    let engine = Engine::new(
+        Cluster::new(kube, settings.namespace_prefix.clone()),
+        Arc::new(settings.plans.clone()),
+        bus.clone(),
+        settings.engine.clone(),
+    );
     info!(
         nats = %settings.nats.url,
+        replica = %settings.engine.replica_id,
         concurrency = settings.concurrency,
         plans = ?settings.plans.names().collect::<Vec<_>>(),
         "tenant-worker consuming tenant.lifecycle.>"
@@ -127,50 +122,94 @@ pub async fn run(
     let busy = Busy::default();
     let mut in_flight = JoinSet::new();
     tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+    'consume: loop {
+        // (Re)start the pull subscription: after a NATS restart the old one may end.
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(settings.concurrency)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(messages) => messages,
+            Err(e) => {
+                warn!(error = %e, "cannot start consuming; retrying in 1 s");
+                tokio::select! {
+                    () = &mut shutdown => break 'consume,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue 'consume,
+                }
+            }
         };
-        let next = tokio::select! {
-            () = &mut shutdown => break,
-            m = messages.next() => m,
-        };
-        match next {
-            None => {
-                warn!("consumer stream ended");
-                break;
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break 'consume,
+                p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            };
+            let next = tokio::select! {
+                () = &mut shutdown => break 'consume,
+                m = messages.next() => m,
+            };
+            match next {
+                None => {
+                    warn!("consumer stream ended; resubscribing");
+                    continue 'consume;
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like: the stream recovers by itself.
+                    warn!(error = %e, "consumer stream error");
+                }
+                Some(Ok(msg)) => {
+                    let (engine, bus, settings, busy) =
+                        (engine.clone(), bus.clone(), settings.clone(), busy.clone());
+                    in_flight.spawn(async move {
+                        handle_message(&engine, &bus, &settings, &busy, msg).await;
+                        drop(permit);
+                    });
+                }
             }
-            Some(Err(e)) => {
-                // Missed heartbeats and the like: the stream reconnects by itself.
-                warn!(error = %e, "consumer stream error");
-            }
-            Some(Ok(msg)) => {
-                let (engine, bus, settings, busy) =
-                    (engine.clone(), bus.clone(), settings.clone(), busy.clone());
-                in_flight.spawn(async move {
-                    handle_message(&engine, &bus, &settings, &busy, msg).await;
-                    drop(permit);
-                });
-            }
+            while in_flight.try_join_next().is_some() {}
         }
-        while in_flight.try_join_next().is_some() {}
     }
-    drop(messages);
-    info!(in_flight = in_flight.len(), grace = ?settings.shutdown_grace, "shutting down: no more fetching");
-    let drained = tokio::time::timeout(settings.shutdown_grace, async {
-        while in_flight.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    drain(&engine, &mut in_flight, settings.shutdown_grace).await;
+    info!("tenant-worker stopped");
+    Ok(())
+}
+
+/// After a shutdown signal: sagas get the first half of `grace` to finish;
+/// then the rest are asked to stop at their next step boundary, where they
+/// write their log, release their lease and give their message back; whatever
+/// still runs when `grace` is over is dropped (its lease expires and its
+/// message is redelivered).
+async fn drain(engine: &Engine, in_flight: &mut JoinSet<()>, grace: Duration) {
+    info!(
+        in_flight = in_flight.len(),
+        ?grace,
+        "shutting down: no more fetching"
+    );
+    let deadline = tokio::time::Instant::now() + grace;
+    let join_all = async |set: &mut JoinSet<()>| while set.join_next().await.is_some() {};
+    if tokio::time::timeout(grace / 2, join_all(in_flight))
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    info!(
+        left = in_flight.len(),
+        "asking the remaining sagas to checkpoint"
+    );
+    engine.stop();
+    if tokio::time::timeout_at(deadline, join_all(in_flight))
+        .await
+        .is_err()
+    {
         warn!(
             left = in_flight.len(),
             "grace period over; unfinished messages will be redelivered"
         );
         in_flight.abort_all();
     }
-    info!("tenant-worker stopped");
-    Ok(())
 }
 
 async fn handle_message(
@@ -180,15 +219,20 @@ async fn handle_message(
     busy: &Busy,
     msg: jetstream::Message,
 ) {
-    let (sequence, delivered) = match msg.info() {
-        Ok(info) => (
-            info.stream_sequence,
-            u64::try_from(info.delivered).unwrap_or(1),
-        ),
+    let delivery = match msg.info() {
+        Ok(info) => Delivery {
+            sequence: info.stream_sequence,
+            delivered: u64::try_from(info.delivered).unwrap_or(1),
+        },
         Err(e) => {
             error!(error = %e, subject = %msg.subject, "message without JetStream metadata; ignored");
             return;
         }
+    };
+    let sequence = delivery.sequence;
+    let mut history = DeadLetterHistory {
+        deliveries: delivery.delivered,
+        attempts: Vec::new(),
     };
     let disposition = match decode_inbound(&msg.subject, &msg.payload, settings.max_event_bytes) {
         Err(e) => {
@@ -199,45 +243,83 @@ async fn handle_message(
             }
         }
         Ok(event) => {
-            let span = info_span!("event", tenant_id = %event.tenant_id, event_id = %event.id, r#type = %event.intent.event_type(), sequence, delivered);
+            let span = info_span!("event", tenant_id = %event.tenant_id, event_id = %event.id, r#type = %event.intent.event_type(), sequence, delivered = delivery.delivered);
             async {
-                let Some(_guard) = busy.try_take(&event.tenant_id) else {
-                    debug!("tenant busy in this replica; redelivering shortly");
-                    return Disposition::Nak(BUSY_TENANT_DELAY);
+                let result = match busy.try_take(&event.tenant_id) {
+                    Some(_guard) => run_saga(engine, settings, &msg, &event, delivery).await,
+                    None => Err(Error::TenantBusy {
+                        tenant: event.tenant_id.clone(),
+                        holder: settings.engine.replica_id.clone(),
+                        until: jiff::Timestamp::now(),
+                    }),
                 };
-                let work = engine.handle(&event, sequence);
-                tokio::pin!(work);
-                // Keep the message while a long saga runs.
-                let mut progress = tokio::time::interval(settings.topology.ack_wait / 3);
-                progress.tick().await;
-                let result = loop {
-                    tokio::select! {
-                        r = &mut work => break r,
-                        _ = progress.tick() => {
-                            if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                                warn!(error = %e, "progress ack failed");
-                            }
+                match &result {
+                    Err(e) if e.is_wait() => debug!(reason = %e, "not now; redelivering later"),
+                    Err(e) => warn!(error = %e, transient = e.is_transient(), "event not finished"),
+                    Ok(_) => crash_point("worker.before_ack"),
+                }
+                let disposition = disposition(&result, delivery.delivered, settings);
+                if let (Disposition::DeadLetter { .. }, Err(e)) = (&disposition, &result)
+                    && e.is_transient()
+                {
+                    // The last delivery: unwind, report the tenant failed, and
+                    // hand the history to the dead letter.
+                    match engine.give_up(&event, delivery, e).await {
+                        Ok(attempts) => history.attempts = attempts,
+                        Err(give_up) => {
+                            error!(error = %give_up, "could not conclude the event before dead-lettering it");
                         }
                     }
-                };
-                if let Err(e) = &result {
-                    warn!(error = %e, transient = e.is_transient(), "event not finished");
                 }
-                disposition(&result, delivered, settings)
+                disposition
             }
             .instrument(span)
             .await
         }
     };
-    settle(bus, &msg, sequence, disposition).await;
+    settle(bus, &msg, sequence, disposition, &history).await;
 }
 
-async fn settle(bus: &Bus, msg: &jetstream::Message, sequence: u64, disposition: Disposition) {
+/// Runs the engine on one event, keeping the message with progress acks while
+/// the saga runs longer than a third of the ack wait.
+async fn run_saga(
+    engine: &Engine,
+    settings: &WorkerSettings,
+    msg: &jetstream::Message,
+    event: &crate::contract::InboundEvent,
+    delivery: Delivery,
+) -> Result<Handled, Error> {
+    let work = engine.handle(event, delivery);
+    tokio::pin!(work);
+    let mut progress = tokio::time::interval(settings.topology.ack_wait / 3);
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = progress.tick() => {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    warn!(error = %e, "progress ack failed");
+                }
+            }
+        }
+    }
+}
+
+async fn settle(
+    bus: &Bus,
+    msg: &jetstream::Message,
+    sequence: u64,
+    disposition: Disposition,
+    history: &DeadLetterHistory,
+) {
     let ack = match disposition {
         Disposition::Ack => msg.double_ack().await,
         Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
         Disposition::DeadLetter { code, reason } => {
-            match bus.deadletter(&msg.message, sequence, code, &reason).await {
+            match bus
+                .deadletter(&msg.message, sequence, code, &reason, history)
+                .await
+            {
                 Ok(()) => msg.double_ack().await,
                 Err(e) => {
                     error!(error = %e, sequence, "cannot dead-letter; redelivering");

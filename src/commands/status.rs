@@ -5,7 +5,7 @@ use async_nats::jetstream;
 use crate::config::StatusArgs;
 use crate::contract::{STATE_BUCKET, TenantId};
 use crate::error::Error;
-use crate::saga::state::TenantRecord;
+use crate::saga::state::{Lease, SagaLog, SagaPhase, StepState, TenantRecord};
 use crate::saga::store::StateStore;
 
 /// Runs `tenant-worker status`.
@@ -63,13 +63,10 @@ pub fn table(records: &[TenantRecord]) -> String {
     let rows: Vec<[String; 8]> = records
         .iter()
         .map(|r| {
-            let saga = r.saga.as_ref().map_or_else(
-                || "-".to_owned(),
-                |s| {
-                    let steps: Vec<&str> = s.steps.iter().map(|e| e.step.as_str()).collect();
-                    format!("{:?} {:?} [{}]", s.intent, s.phase, steps.join(",")).to_lowercase()
-                },
-            );
+            let saga = r
+                .saga
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |s| saga_cell(s, r.lease.as_ref()));
             let last = r.last_event.as_ref().map_or_else(
                 || "-".to_owned(),
                 |e| format!("{} -> {} (seq {})", e.event_type, e.outcome, e.sequence),
@@ -107,4 +104,33 @@ pub fn table(records: &[TenantRecord]) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
+}
+
+/// The saga in flight in one cell: intent, target plan, phase, the step log
+/// (`~step` undone, `!step` whose undoing failed) and the replica holding it,
+/// e.g. `requested premium forward [namespace,resource_quota] on worker-0-1`.
+fn saga_cell(saga: &SagaLog, lease: Option<&Lease>) -> String {
+    let steps: Vec<String> = saga
+        .steps
+        .iter()
+        .map(|e| match e.state {
+            StepState::Done => e.step.as_str().to_owned(),
+            StepState::Compensated => format!("~{}", e.step),
+            StepState::CompensationFailed => format!("!{}", e.step),
+        })
+        .collect();
+    let mut cell = saga.intent.as_str().to_owned();
+    if let Some(plan) = &saga.plan {
+        cell.push(' ');
+        cell.push_str(plan);
+    }
+    cell.push_str(match saga.phase {
+        SagaPhase::Forward => " forward",
+        SagaPhase::Compensating => " compensating",
+    });
+    cell.push_str(&format!(" [{}]", steps.join(",")));
+    if let Some(lease) = lease.filter(|l| l.event_id == saga.event_id) {
+        cell.push_str(&format!(" on {}", lease.holder));
+    }
+    cell
 }

@@ -237,6 +237,17 @@ pub enum IntentKind {
     Deleted,
 }
 
+impl IntentKind {
+    /// The name used on the wire (`tenant.failed`'s `intent`) and in `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Upgraded => "upgraded",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
 /// A decoded, validated inbound event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundEvent {
@@ -426,4 +437,19 @@ pub fn completion_event(inbound: &InboundEvent, outcome: &Outcome) -> CloudEvent
 /// duplicate window.
 pub fn completion_msg_id(inbound_id: &Uuid, event_type: EventType) -> String {
     format!("{inbound_id}:{}", event_type.short_name())
+}
+
+/// The `Nats-Msg-Id` of a completion event built by [`completion_event`], from
+/// its `data.causation_id` (an event without one falls back to its own id,
+/// which is just as stable).
+pub fn completion_msg_id_of(event: &CloudEvent<Value>) -> String {
+    event
+        .data
+        .get("causation_id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .map_or_else(
+            || event.id.to_string(),
+            |inbound| completion_msg_id(&inbound, event.event_type),
+        )
 }

@@ -45,3 +45,8 @@ pub const DEADLETTER_REASON_HEADER: &str = "Tenant-Worker-Deadletter-Reason";
 pub const DEADLETTER_SUBJECT_HEADER: &str = "Tenant-Worker-Original-Subject";
 /// NATS header carrying the stream sequence of a dead-lettered message.
 pub const DEADLETTER_SEQUENCE_HEADER: &str = "Tenant-Worker-Original-Sequence";
+/// Dead-letter header: how many times the event was delivered before it was given up.
+pub const DEADLETTER_DELIVERIES_HEADER: &str = "Tenant-Worker-Deadletter-Deliveries";
+/// Dead-letter header: the failed deliveries, oldest first, as a JSON array of
+/// `{delivery, replica, error, at}` (only for events given up after `max_deliver`).
+pub const DEADLETTER_HISTORY_HEADER: &str = "Tenant-Worker-Deadletter-History";

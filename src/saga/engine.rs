@@ -1,43 +1,61 @@
 //! The saga engine: handles one decoded inbound event end to end.
 //!
 //! # Guarantees
-//! - The completion event is published (and confirmed by `TENANT_STATUS`) before
-//!   the route and the record are written, and the caller acknowledges the
-//!   inbound message only after [`Engine::handle`] returns `Ok`: a crash at any
-//!   point leads to redelivery, never to a lost tenant.
-//! - Re-running a handled event changes nothing: steps are idempotent
-//!   server-side applies, the completion event has a deterministic
-//!   `Nats-Msg-Id`, and the record remembers applied event ids.
-//! - An intent older (by stream sequence) than the last applied one for the
-//!   tenant changes nothing and is answered with `tenant.rejected` /
-//!   `superseded`.
+//! - One replica at a time works on a tenant: the record carries a [`Lease`]
+//!   (holder, event, expiry), taken with compare-and-set before anything is
+//!   changed, renewed while the saga runs and released when it ends. A replica
+//!   that dies leaves the lease to expire; another one takes over after that.
+//! - The step log is written after every step, so a redelivery of the same
+//!   event resumes the saga (forward: steps are idempotent) or goes on undoing
+//!   it (compensating). The completion event is decided and written into the
+//!   log before it is published, so a resumed saga publishes exactly that event
+//!   (same id, same `Nats-Msg-Id`), and publishes it only if `TENANT_STATUS`
+//!   does not have it yet: one completion event per inbound event.
+//! - The completion event is confirmed by `TENANT_STATUS` before the route and
+//!   the record are written, and the caller acknowledges the inbound message
+//!   only after [`Engine::handle`] returns `Ok`: a crash at any point leads to
+//!   redelivery, never to a lost tenant.
+//! - Per-tenant order by stream sequence: an intent older than the last applied
+//!   one (or than the saga in flight) changes nothing and is answered with
+//!   `tenant.rejected` / `superseded`; a newer one waits until the saga in
+//!   flight has ended.
 //! - A rejected request changes nothing in the cluster.
 //!
 //! # Errors
 //! `handle` returns an error only when retrying later can help
-//! ([`Error::is_transient`]) or when the tenant's record is unreadable; the step
-//! log stays in the record so the next delivery resumes.
+//! ([`Error::is_transient`]: including [`Error::TenantBusy`] and
+//! [`Error::SagaPending`], which ask for a later delivery) or when the tenant's
+//! record is unreadable. The step log stays in the record, with the failed
+//! attempt noted and the lease released, so the next delivery resumes at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::Retryable;
 use jiff::Timestamp;
+use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::state::{SagaLog, SagaPhase, StepEntry, StepState, TenantRecord, TenantStatus};
+use super::state::{
+    Attempt, Lease, SagaLog, SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus,
+};
 use super::store::Versioned;
 use crate::bus::{Bus, Route};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
-    Deprovisioned, Endpoint, EventType, Failed, InboundEvent, Intent, IntentKind, Outcome,
-    Provisioned, RejectReason, Rejected, TenantId, UpgradeCompleted, completion_event,
-    completion_msg_id,
+    CloudEvent, Deprovisioned, Endpoint, EventType, Failed, InboundEvent, Intent, IntentKind,
+    Outcome, Provisioned, RejectReason, Rejected, TenantId, TenantUpgraded, UpgradeCompleted,
+    completion_event,
 };
 use crate::error::Error;
+use crate::failpoint::crash_point;
 use crate::plans::{Plan, PlanCatalog};
 use crate::retry::RetryPolicy;
 use crate::steps::{Step, StepContext};
+
+/// The pseudo-step named in `tenant.failed` when deleting the namespace fails.
+pub const DELETE_NAMESPACE_STEP: &str = "delete_namespace";
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -52,6 +70,12 @@ pub struct EngineSettings {
     /// giving the message back (it is redelivered and waits again).
     pub namespace_deletion_timeout: Duration,
     pub retry: RetryPolicy,
+    /// This replica's name in leases; unique among running replicas.
+    pub replica_id: String,
+    /// How long a lease keeps other replicas out without renewal. It is renewed
+    /// every third of this while a saga runs, so only a dead replica's lease
+    /// expires; a tenant whose replica died waits at most this long.
+    pub lease_ttl: Duration,
 }
 
 impl Default for EngineSettings {
@@ -62,8 +86,31 @@ impl Default for EngineSettings {
             app_port: 8080,
             namespace_deletion_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            replica_id: default_replica_id(),
+            lease_ttl: Duration::from_secs(30),
         }
     }
+}
+
+/// `<host>-<pid>`: the pod name in Kubernetes (`HOSTNAME`), made unique per
+/// process so that several workers on one machine do not share leases.
+pub fn default_replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tenant-worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Which delivery of which stream message is being handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stream sequence in `TENANT_LIFECYCLE`.
+    pub sequence: u64,
+    /// JetStream delivery count, 1-based.
+    pub delivered: u64,
 }
 
 /// What happened to an inbound event.
@@ -83,6 +130,9 @@ pub struct Engine {
     pub plans: Arc<PlanCatalog>,
     pub bus: Bus,
     pub settings: EngineSettings,
+    /// Set when the process is shutting down: sagas stop at the next step
+    /// boundary, checkpoint and give their message back.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// How a saga's steps ended.
@@ -95,7 +145,6 @@ enum StepsResult {
 
 /// What a provisioning saga is to bring the tenant to.
 struct Target<'a> {
-    intent: IntentKind,
     /// The record's status while the saga runs.
     status: TenantStatus,
     plan: &'a Plan,
@@ -106,68 +155,265 @@ struct Target<'a> {
 }
 
 impl Engine {
-    /// Handles `event`, delivered from stream sequence `sequence`.
+    /// A new engine; `stopping` starts unset.
+    pub fn new(
+        cluster: Cluster,
+        plans: Arc<PlanCatalog>,
+        bus: Bus,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            cluster,
+            plans,
+            bus,
+            settings,
+            stopping: Arc::default(),
+        }
+    }
+
+    /// Asks running sagas to stop at their next step boundary.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Handles `event`, delivered as `delivery`.
     ///
     /// Logs inside the caller's span, which names the tenant and the event
     /// (the worker's `event` span), so log lines here do not repeat them.
     ///
     /// # Errors
     /// See the module documentation.
-    pub async fn handle(&self, event: &InboundEvent, sequence: u64) -> Result<Handled, Error> {
+    pub async fn handle(&self, event: &InboundEvent, delivery: Delivery) -> Result<Handled, Error> {
         let tenant = &event.tenant_id;
-        let mut v = match self.bus.state().load(tenant).await? {
+        let mut v = self.load(tenant).await?;
+        if v.record.has_applied(&event.id) {
+            info!("event already applied; acknowledging");
+            return Ok(Handled::Duplicate);
+        }
+        if let Some(lease) = &v.record.lease
+            && lease.excludes(&self.settings.replica_id, Timestamp::now())
+        {
+            return Err(Error::TenantBusy {
+                tenant: tenant.clone(),
+                holder: lease.holder.clone(),
+                until: lease.expires_at,
+            });
+        }
+        if let Some(superseded) = self.superseded(&v.record, delivery.sequence) {
+            v.record.finish(
+                event.id,
+                event.intent.event_type(),
+                delivery.sequence,
+                EventType::Rejected,
+            );
+            let completion = completion_event(event, &superseded);
+            self.bus.publish_completion(&completion).await?;
+            // The rejection is remembered with compare-and-set: a replica that
+            // took the tenant in between makes this delivery retry.
+            self.bus.state().save(&mut v).await?;
+            log_outcome(&superseded, &v.record);
+            return Ok(Handled::Completed(EventType::Rejected));
+        }
+        if let Some(saga) = &v.record.saga
+            && saga.event_id != event.id
+        {
+            // An older event's saga has not ended: its redelivery finishes it.
+            return Err(Error::SagaPending {
+                tenant: tenant.clone(),
+                event_id: saga.event_id,
+                sequence: saga.sequence,
+            });
+        }
+        self.acquire(&mut v, event, delivery.sequence).await?;
+        let result = self.run(&mut v, event, delivery.sequence).await;
+        if let Err(e) = &result
+            && e.is_transient()
+        {
+            self.checkpoint_failure(&mut v, delivery, e).await;
+        }
+        result
+    }
+
+    /// The rejection of an intent older than what the tenant has seen.
+    fn superseded(&self, record: &TenantRecord, sequence: u64) -> Option<Outcome> {
+        let newest = record.saga.as_ref().map_or(record.last_sequence, |s| {
+            s.sequence.max(record.last_sequence)
+        });
+        (sequence < newest).then(|| {
+            Self::rejected(
+                RejectReason::Superseded,
+                format!(
+                    "a later event for tenant {} (stream sequence {newest}) was applied first; \
+                     this one (sequence {sequence}) changes nothing",
+                    record.tenant_id
+                ),
+            )
+        })
+    }
+
+    pub(super) async fn load(&self, tenant: &TenantId) -> Result<Versioned, Error> {
+        Ok(match self.bus.state().load(tenant).await? {
             Some(v) => v,
             None => Versioned {
                 record: TenantRecord::new(tenant.clone(), self.cluster.namespace_for(tenant)),
                 revision: None,
             },
-        };
-        if v.record.has_applied(&event.id) {
-            info!("event already applied; acknowledging");
-            return Ok(Handled::Duplicate);
-        }
-        let outcome = if sequence < v.record.last_sequence {
-            Outcome::Rejected(Rejected {
-                reason: RejectReason::Superseded,
-                message: format!(
-                    "a later event for tenant {tenant} (stream sequence {}) was applied first; \
-                     this one (sequence {sequence}) changes nothing",
-                    v.record.last_sequence
-                ),
-            })
-        } else {
-            match &event.intent {
-                Intent::Requested(d) => {
-                    let version = d.app_version.clone();
-                    self.provision(&mut v, event, sequence, &d.plan, version)
-                        .await?
-                }
-                Intent::Upgraded(d) => self.upgrade(&mut v, event, sequence, d).await?,
-                Intent::Deleted(_) => self.deprovision(&mut v, event, sequence).await?,
-            }
-        };
-        let event_type = outcome.event_type();
-        self.bus
-            .publish_completion(
-                &completion_event(event, &outcome),
-                &completion_msg_id(&event.id, event_type),
-            )
-            .await?;
-        self.update_route(tenant, &v.record, &outcome).await?;
-        v.record
-            .finish(event.id, event.intent.event_type(), sequence, event_type);
-        self.bus.state().save(&mut v).await?;
-        match &outcome {
-            Outcome::Rejected(r) => {
-                info!(reason = r.reason.as_str(), message = %r.message, "rejected");
-            }
-            Outcome::Failed(f) => {
-                warn!(failed_step = %f.failed_step, error = %f.error, compensated = f.compensated, "saga failed");
+        })
+    }
+
+    /// Takes the tenant's lease for `event` and opens (or resumes) its saga log,
+    /// in one compare-and-set write.
+    pub(super) async fn acquire(
+        &self,
+        v: &mut Versioned,
+        event: &InboundEvent,
+        sequence: u64,
+    ) -> Result<(), Error> {
+        let record = &mut v.record;
+        match &record.saga {
+            Some(saga) if saga.event_id == event.id => {
+                info!(
+                    phase = ?saga.phase,
+                    done = saga.steps.len(),
+                    "resuming the saga of this event"
+                );
             }
             _ => {
-                info!(outcome = %event_type, status = v.record.status.as_str(), "done")
+                record.saga = Some(SagaLog::new(event.id, sequence, event.intent.kind()));
             }
         }
+        record.lease = Some(Lease {
+            holder: self.settings.replica_id.clone(),
+            event_id: event.id,
+            expires_at: Timestamp::now(),
+        });
+        self.save(v).await
+    }
+
+    /// Writes the record, renewing the lease when this replica holds it.
+    pub(super) async fn save(&self, v: &mut Versioned) -> Result<(), Error> {
+        if let Some(lease) = &mut v.record.lease
+            && lease.holder == self.settings.replica_id
+        {
+            lease.expires_at = Timestamp::now() + self.settings.lease_ttl;
+        }
+        v.record.updated_at = Timestamp::now();
+        self.bus.state().save(v).await
+    }
+
+    /// Runs `work` while renewing the lease every third of its lifetime.
+    ///
+    /// # Errors
+    /// When a renewal fails (another replica took the tenant, or KV is down),
+    /// `work` is dropped and the error returned.
+    pub(super) async fn leased<T>(
+        &self,
+        v: &mut Versioned,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Error> {
+        tokio::pin!(work);
+        let every = self.settings.lease_ttl / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = renew.tick() => self.save(v).await?,
+            }
+        }
+    }
+
+    /// After a transient failure: notes the attempt in the saga log and
+    /// releases the lease, so the next delivery (on any replica) resumes at
+    /// once. Best effort: if KV is unreachable the lease simply expires.
+    async fn checkpoint_failure(&self, v: &mut Versioned, delivery: Delivery, error: &Error) {
+        let ours = v
+            .record
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.holder == self.settings.replica_id);
+        if !ours || matches!(error, Error::StateConflict { .. }) {
+            return;
+        }
+        if let Some(saga) = &mut v.record.saga
+            && !matches!(error, Error::Interrupted)
+        {
+            saga.record_attempt(Attempt {
+                delivery: delivery.delivered,
+                replica: self.settings.replica_id.clone(),
+                error: error.to_string(),
+                at: Timestamp::now(),
+            });
+        }
+        v.record.lease = None;
+        if let Err(e) = self.save(v).await {
+            warn!(error = %e, "could not release the lease; it will expire");
+        }
+    }
+
+    /// Runs the saga of `event` (resumed where its log stands), publishes its
+    /// completion once, updates the route and closes the record.
+    async fn run(
+        &self,
+        v: &mut Versioned,
+        event: &InboundEvent,
+        sequence: u64,
+    ) -> Result<Handled, Error> {
+        let decided = v.record.saga.as_ref().and_then(|s| s.completion.clone());
+        let completion = match decided {
+            Some(completion) => {
+                info!(outcome = %completion.event_type, "completion already decided; publishing it");
+                completion
+            }
+            None => {
+                let outcome = match &event.intent {
+                    Intent::Requested(d) => {
+                        let version = d.app_version.clone();
+                        self.provision(v, event, &d.plan, version).await?
+                    }
+                    Intent::Upgraded(d) => self.upgrade(v, event, d).await?,
+                    Intent::Deleted(_) => self.deprovision(v).await?,
+                };
+                log_outcome(&outcome, &v.record);
+                self.decide(v, completion_event(event, &outcome)).await?
+            }
+        };
+        self.conclude(v, event, sequence, completion).await
+    }
+
+    /// Writes the completion event into the saga log before it is published.
+    pub(super) async fn decide(
+        &self,
+        v: &mut Versioned,
+        completion: CloudEvent<Value>,
+    ) -> Result<CloudEvent<Value>, Error> {
+        let saga = v.record.saga.as_mut().expect("a saga is open");
+        saga.completion = Some(completion.clone());
+        self.save(v).await?;
+        crash_point("saga.before_publish");
+        Ok(completion)
+    }
+
+    /// Publishes the decided completion (unless `TENANT_STATUS` has it
+    /// already), updates the route, and closes the record, releasing the lease.
+    pub(super) async fn conclude(
+        &self,
+        v: &mut Versioned,
+        event: &InboundEvent,
+        sequence: u64,
+        completion: CloudEvent<Value>,
+    ) -> Result<Handled, Error> {
+        if self.bus.is_published(&completion).await? {
+            info!(outcome = %completion.event_type, "completion event already on TENANT_STATUS");
+        } else {
+            self.bus.publish_completion(&completion).await?;
+        }
+        crash_point("saga.after_publish");
+        let event_type = completion.event_type;
+        self.update_route(&event.tenant_id, &v.record, event_type)
+            .await?;
+        v.record
+            .finish(event.id, event.intent.event_type(), sequence, event_type);
+        self.save(v).await?;
         Ok(Handled::Completed(event_type))
     }
 
@@ -179,7 +425,6 @@ impl Engine {
         &self,
         v: &mut Versioned,
         event: &InboundEvent,
-        sequence: u64,
         plan_name: &str,
         app_version: Option<String>,
     ) -> Result<Outcome, Error> {
@@ -197,7 +442,7 @@ impl Engine {
             return Ok(self.not_owned(tenant));
         }
         // A tenant that is live keeps running on its previous plan if this fails.
-        let rollback = self.live_plan(&v.record);
+        let rollback = self.rollback_plan(&v.record);
         let app_version = app_version
             .or_else(|| v.record.app_version.clone())
             .unwrap_or_else(|| self.plans.default_app_version().to_owned());
@@ -207,13 +452,12 @@ impl Engine {
             TenantStatus::Provisioning
         };
         let target = Target {
-            intent: IntentKind::Requested,
             status,
             plan,
             app_version: &app_version,
             rollback,
         };
-        Ok(match self.run_steps(v, event, sequence, &target).await? {
+        Ok(match self.run_steps(v, event, &target).await? {
             StepsResult::Failed(f) => Outcome::Failed(f),
             StepsResult::Done => Outcome::Provisioned(Provisioned {
                 plan: plan.name.clone(),
@@ -231,11 +475,10 @@ impl Engine {
         &self,
         v: &mut Versioned,
         event: &InboundEvent,
-        sequence: u64,
-        d: &crate::contract::TenantUpgraded,
+        d: &TenantUpgraded,
     ) -> Result<Outcome, Error> {
         let tenant = &event.tenant_id;
-        let Some(previous) = self.live_plan(&v.record) else {
+        let Some(previous) = self.rollback_plan(&v.record) else {
             return Ok(Self::rejected(
                 RejectReason::TenantNotFound,
                 format!(
@@ -265,13 +508,12 @@ impl Engine {
             .unwrap_or_else(|| previous_app_version.clone());
         let previous_plan = previous.name.clone();
         let target = Target {
-            intent: IntentKind::Upgraded,
             status: TenantStatus::Upgrading,
             plan,
             app_version: &app_version,
             rollback: Some(previous),
         };
-        Ok(match self.run_steps(v, event, sequence, &target).await? {
+        Ok(match self.run_steps(v, event, &target).await? {
             StepsResult::Failed(f) => Outcome::Failed(f),
             StepsResult::Done => Outcome::UpgradeCompleted(UpgradeCompleted {
                 previous_plan,
@@ -285,41 +527,32 @@ impl Engine {
         })
     }
 
-    async fn deprovision(
-        &self,
-        v: &mut Versioned,
-        event: &InboundEvent,
-        sequence: u64,
-    ) -> Result<Outcome, Error> {
-        let tenant = &event.tenant_id;
-        let namespace = self.cluster.namespace_for(tenant);
-        match self.cluster.namespace_state(tenant).await? {
-            NamespaceState::Foreign => return Ok(self.not_owned(tenant)),
+    /// Withdraws the route, deletes the namespace (everything in it goes with
+    /// it) and waits until it is gone. Every part is idempotent, so a resumed
+    /// deprovisioning simply runs again.
+    async fn deprovision(&self, v: &mut Versioned) -> Result<Outcome, Error> {
+        let tenant = v.record.tenant_id.clone();
+        let namespace = self.cluster.namespace_for(&tenant);
+        match self.cluster.namespace_state(&tenant).await? {
+            NamespaceState::Foreign => return Ok(self.not_owned(&tenant)),
             NamespaceState::Absent => {}
             NamespaceState::Owned { .. } => {
                 v.record.status = TenantStatus::Deprovisioning;
-                v.record.saga = Some(SagaLog {
-                    event_id: event.id,
-                    sequence,
-                    intent: IntentKind::Deleted,
-                    phase: SagaPhase::Forward,
-                    steps: Vec::new(),
-                    started_at: Timestamp::now(),
-                });
-                self.bus.state().save(v).await?;
+                self.save(v).await?;
                 // No traffic to a dying tenant: the route goes before the namespace.
-                self.bus.delete_route(tenant).await?;
-                self.with_retry(|| self.cluster.delete_namespace(tenant))
-                    .await?;
-                self.wait_namespace_gone(tenant).await?;
+                self.bus.delete_route(&tenant).await?;
+                let deleting = self.with_retry(|| self.cluster.delete_namespace(&tenant));
+                self.leased(v, deleting).await??;
+                crash_point("saga.after_delete_namespace");
+                let gone = self.wait_namespace_gone(&tenant);
+                self.leased(v, gone).await??;
             }
         }
         // `update_route` withdraws any route left over for an absent namespace.
         let record = &mut v.record;
-        record.status = if matches!(record.status, TenantStatus::Absent) {
-            TenantStatus::Absent
-        } else {
-            TenantStatus::Deleted
+        record.status = match record.status {
+            TenantStatus::Absent => TenantStatus::Absent,
+            _ => TenantStatus::Deleted,
         };
         record.plan = None;
         record.app_version = None;
@@ -346,37 +579,32 @@ impl Engine {
     }
 
     /// Runs the provisioning steps towards `target`, persisting the log after
-    /// each one. On a permanent failure, undoes the done steps in reverse:
-    /// removes them, or, when the tenant was live, re-applies them with the plan
-    /// it ran before. Leaves the record's status, plan and version as the
-    /// outcome says.
+    /// each one; a resumed saga that was compensating goes on compensating. On
+    /// a permanent failure, undoes the done steps in reverse: removes them, or,
+    /// when the tenant was live, re-applies them with the plan it ran before.
+    /// Leaves the record's status, plan and version as the outcome says.
     async fn run_steps(
         &self,
         v: &mut Versioned,
         event: &InboundEvent,
-        sequence: u64,
         target: &Target<'_>,
     ) -> Result<StepsResult, Error> {
         let tenant = &event.tenant_id;
         let namespace = v.record.namespace.clone();
-        // A redelivery of the same event resumes its log; anything else starts anew.
-        let resume = v
-            .record
-            .saga
-            .as_ref()
-            .is_some_and(|s| s.event_id == event.id);
-        if !resume {
-            v.record.saga = Some(SagaLog {
-                event_id: event.id,
-                sequence,
-                intent: target.intent,
-                phase: SagaPhase::Forward,
-                steps: Vec::new(),
-                started_at: Timestamp::now(),
-            });
-        }
+        let saga = v.record.saga.as_mut().expect("acquire opened the saga");
+        // What the saga started with wins over what the record says now: the
+        // status changed when it started.
+        let rollback = match saga.rollback_plan.as_deref() {
+            Some(name) => self.plans.get(name).or(target.rollback),
+            None if saga.plan.is_some() => None,
+            None => target.rollback,
+        };
+        saga.plan = Some(target.plan.name.clone());
+        saga.app_version = Some(target.app_version.to_owned());
+        saga.rollback_plan = rollback.map(|p| p.name.clone());
+        let failure = saga.failure.clone();
         v.record.status = target.status;
-        self.bus.state().save(v).await?;
+        self.save(v).await?;
         let ctx = StepContext {
             cluster: &self.cluster,
             tenant,
@@ -384,94 +612,121 @@ impl Engine {
             plan: target.plan,
             gateway_namespace: &self.settings.gateway_namespace,
         };
+        let failure = match failure {
+            Some(failure) => failure,
+            None => match self.forward(v, &ctx).await? {
+                None => {
+                    let record = &mut v.record;
+                    record.status = TenantStatus::Ready;
+                    record.plan = Some(target.plan.name.clone());
+                    record.app_version = Some(target.app_version.to_owned());
+                    return Ok(StepsResult::Done);
+                }
+                Some(failure) => failure,
+            },
+        };
+        let intent = event.intent.kind();
+        let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
+        Self::settle_failure(&mut v.record, rollback.is_some(), &failed);
+        Ok(StepsResult::Failed(failed))
+    }
+
+    /// Applies every step, logging each. Returns the permanent failure, if any
+    /// (already written into the log with the phase set to compensating).
+    async fn forward(
+        &self,
+        v: &mut Versioned,
+        ctx: &StepContext<'_>,
+    ) -> Result<Option<StepFailure>, Error> {
         for step in Step::PROVISION {
-            let result = self
-                .with_retry(|| step.apply(&ctx))
-                .instrument(info_span!("step", step = step.as_str()))
-                .await;
-            match result {
+            self.check_stopping()?;
+            let applying = self
+                .with_retry(|| step.apply(ctx))
+                .instrument(info_span!("step", step = step.as_str()));
+            match self.leased(v, applying).await? {
                 Ok(()) => {
-                    let saga = v.record.saga.as_mut().expect("saga set above");
-                    if !saga.steps.iter().any(|e| e.step == step) {
-                        saga.steps.push(StepEntry {
-                            step,
-                            state: StepState::Done,
-                            at: Timestamp::now(),
-                        });
-                    }
-                    self.bus.state().save(v).await?;
+                    crash_point(&format!("saga.after_apply.{step}"));
+                    let saga = v.record.saga.as_mut().expect("saga open");
+                    saga.mark(step, StepState::Done);
+                    self.save(v).await?;
                 }
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => {
                     warn!(step = step.as_str(), error = %e, "step failed permanently; compensating");
-                    let failed = self
-                        .compensate(v, &ctx, target.intent, step, e.to_string(), target.rollback)
-                        .await?;
-                    let record = &mut v.record;
-                    // A live tenant that was rolled back stays live on its previous plan.
-                    let live = target.rollback.is_some() && failed.compensated;
-                    record.status = if live {
-                        TenantStatus::Ready
-                    } else {
-                        TenantStatus::Failed
+                    let failure = StepFailure {
+                        step: step.as_str().to_owned(),
+                        error: e.to_string(),
                     };
-                    if target.rollback.is_none() {
-                        record.plan = None;
-                        record.app_version = None;
-                    }
-                    return Ok(StepsResult::Failed(failed));
+                    let saga = v.record.saga.as_mut().expect("saga open");
+                    saga.phase = SagaPhase::Compensating;
+                    saga.failure = Some(failure.clone());
+                    self.save(v).await?;
+                    return Ok(Some(failure));
                 }
             }
         }
-        let record = &mut v.record;
-        record.status = TenantStatus::Ready;
-        record.plan = Some(target.plan.name.clone());
-        record.app_version = Some(target.app_version.to_owned());
-        Ok(StepsResult::Done)
+        Ok(None)
     }
 
-    async fn compensate(
+    /// Undoes the saga's steps in reverse, starting with the failed one (it may
+    /// have half-applied: the RBAC step writes three objects). Steps already
+    /// undone by an earlier delivery are not undone again. With `rollback`,
+    /// "undo" re-applies the previous plan instead of removing.
+    pub(super) async fn compensate(
         &self,
         v: &mut Versioned,
         ctx: &StepContext<'_>,
         intent: IntentKind,
-        failed_step: Step,
-        error: String,
+        failure: StepFailure,
         rollback: Option<&Plan>,
     ) -> Result<Failed, Error> {
         let saga = v
             .record
             .saga
-            .as_mut()
+            .as_ref()
             .expect("compensation runs inside a saga");
-        saga.phase = SagaPhase::Compensating;
-        let done: Vec<Step> = saga
-            .steps
-            .iter()
-            .filter(|e| e.state == StepState::Done)
-            .map(|e| e.step)
+        let failed_step = Step::PROVISION
+            .into_iter()
+            .find(|s| s.as_str() == failure.step);
+        let logged = |s: Step| saga.steps.iter().find(|e| e.step == s).map(|e| e.state);
+        let order: Vec<Step> = failed_step
+            .into_iter()
+            .chain(
+                Step::PROVISION
+                    .into_iter()
+                    .rev()
+                    .filter(|s| Some(*s) != failed_step && logged(*s).is_some()),
+            )
             .collect();
-        self.bus.state().save(v).await?;
         let mut compensated = true;
         let mut undone = Vec::new();
-        // The failed step may have half-applied (the RBAC step writes three
-        // objects), so it is undone too; compensation tolerates apply never
-        // having run.
-        for step in
-            std::iter::once(failed_step).chain(done.into_iter().rev().filter(|s| *s != failed_step))
-        {
-            let result = match rollback {
-                Some(previous) => {
-                    let back = StepContext {
-                        plan: previous,
-                        ..*ctx
-                    };
-                    self.with_retry(|| step.apply(&back)).await
+        for step in order {
+            let saga = v.record.saga.as_ref().expect("saga open");
+            if saga
+                .steps
+                .iter()
+                .any(|e| e.step == step && e.state == StepState::Compensated)
+            {
+                undone.push(step.as_str().to_owned());
+                continue;
+            }
+            self.check_stopping()?;
+            let undoing = async {
+                match rollback {
+                    Some(previous) => {
+                        let back = StepContext {
+                            plan: previous,
+                            ..*ctx
+                        };
+                        self.with_retry(|| step.apply(&back)).await
+                    }
+                    None => self.with_retry(|| step.compensate(ctx)).await,
                 }
-                None => self.with_retry(|| step.compensate(ctx)).await,
-            };
-            let state = match result {
+            }
+            .instrument(info_span!("compensate", step = step.as_str()));
+            let state = match self.leased(v, undoing).await? {
                 Ok(()) => {
+                    crash_point(&format!("saga.after_compensate.{step}"));
                     undone.push(step.as_str().to_owned());
                     StepState::Compensated
                 }
@@ -481,31 +736,44 @@ impl Engine {
                     StepState::CompensationFailed
                 }
             };
-            let saga = v.record.saga.as_mut().expect("saga present");
-            match saga.steps.iter_mut().find(|e| e.step == step) {
-                Some(entry) => {
-                    entry.state = state;
-                    entry.at = Timestamp::now();
-                }
-                None => saga.steps.push(StepEntry {
-                    step,
-                    state,
-                    at: Timestamp::now(),
-                }),
-            }
-            self.bus.state().save(v).await?;
+            v.record.saga.as_mut().expect("saga open").mark(step, state);
+            self.save(v).await?;
         }
         Ok(Failed {
             intent,
-            failed_step: failed_step.as_str().to_owned(),
-            error,
+            failed_step: failure.step,
+            error: failure.error,
             compensated,
             compensation: undone,
         })
     }
 
-    /// The plan of a tenant that is live, if it is.
-    fn live_plan(&self, record: &TenantRecord) -> Option<&Plan> {
+    /// Sets the record after a compensated failure: a live tenant that was
+    /// rolled back stays live on its previous plan; anything else is failed and
+    /// runs nothing.
+    pub(super) fn settle_failure(record: &mut TenantRecord, had_rollback: bool, failed: &Failed) {
+        record.status = if had_rollback && failed.compensated {
+            TenantStatus::Ready
+        } else {
+            TenantStatus::Failed
+        };
+        if !had_rollback {
+            record.plan = None;
+            record.app_version = None;
+        }
+    }
+
+    /// [`Error::Interrupted`] once the process is shutting down.
+    fn check_stopping(&self) -> Result<(), Error> {
+        if self.stopping.load(Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The plan of a tenant that is live, if it is: the one to roll back to.
+    pub(super) fn rollback_plan(&self, record: &TenantRecord) -> Option<&Plan> {
         match record.status {
             TenantStatus::Ready | TenantStatus::Upgrading => {
                 record.plan.as_deref().and_then(|p| self.plans.get(p))
@@ -534,14 +802,16 @@ impl Engine {
         }
     }
 
+    /// Brings `tenant_routes` in line with the record after an outcome of type
+    /// `outcome`: a route for a live tenant, none otherwise.
     async fn update_route(
         &self,
         tenant: &TenantId,
         record: &TenantRecord,
-        outcome: &Outcome,
+        outcome: EventType,
     ) -> Result<(), Error> {
         match outcome {
-            Outcome::Provisioned(_) | Outcome::UpgradeCompleted(_) => {
+            EventType::Provisioned | EventType::UpgradeCompleted => {
                 let endpoint = self.endpoint(&record.namespace);
                 let route = Route {
                     namespace: record.namespace.clone(),
@@ -553,16 +823,16 @@ impl Engine {
                 };
                 self.bus.put_route(tenant, &route).await
             }
-            Outcome::Deprovisioned(_) => self.bus.delete_route(tenant).await,
-            Outcome::Failed(_) if record.status != TenantStatus::Ready => {
+            EventType::Deprovisioned => self.bus.delete_route(tenant).await,
+            EventType::Failed if record.status != TenantStatus::Ready => {
                 self.bus.delete_route(tenant).await
             }
-            Outcome::Failed(_) | Outcome::Rejected(_) => Ok(()),
+            _ => Ok(()),
         }
     }
 
     /// Retries a cluster call in-process while its error is transient.
-    async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClusterError>
+    pub(super) async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClusterError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ClusterError>>,
@@ -570,5 +840,20 @@ impl Engine {
         f.retry(self.settings.retry.in_process())
             .when(ClusterError::is_transient)
             .await
+    }
+}
+
+/// One log line per decided outcome.
+pub(super) fn log_outcome(outcome: &Outcome, record: &TenantRecord) {
+    match outcome {
+        Outcome::Rejected(r) => {
+            info!(reason = r.reason.as_str(), message = %r.message, "rejected");
+        }
+        Outcome::Failed(f) => {
+            warn!(failed_step = %f.failed_step, error = %f.error, compensated = f.compensated, compensation = ?f.compensation, "saga failed");
+        }
+        _ => {
+            info!(outcome = %outcome.event_type(), status = record.status.as_str(), "done");
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! reverse on failure, and the completion event.
 
 pub mod engine;
+mod give_up;
 pub mod state;
 pub mod store;
 
-pub use engine::{Engine, EngineSettings, Handled};
+pub use engine::{Delivery, Engine, EngineSettings, Handled};
+pub use give_up::ACQUIRE_STEP;

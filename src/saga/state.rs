@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::contract::{EventType, IntentKind, TenantId};
+use crate::contract::{CloudEvent, EventType, IntentKind, TenantId};
 use crate::steps::Step;
 
 /// How many recent inbound event ids a record remembers, to recognise an event
@@ -82,15 +83,122 @@ pub enum SagaPhase {
     Compensating,
 }
 
-/// The saga in flight: written after every step, so a crash leaves a log.
+/// How many failed deliveries a saga log remembers (the dead-letter history).
+pub const SAGA_ATTEMPTS: usize = 10;
+
+/// The step that failed for good, which compensation is undoing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// A [`Step`] name, or `delete_namespace` for a deprovisioning saga.
+    pub step: String,
+    pub error: String,
+}
+
+/// A delivery of the saga's event that ended with a transient error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// JetStream delivery count (1-based).
+    pub delivery: u64,
+    /// The replica that made the attempt.
+    pub replica: String,
+    pub error: String,
+    pub at: Timestamp,
+}
+
+/// The saga in flight: written after every step, so a crash leaves a log that
+/// the next delivery of the same event resumes (phase `forward`) or unwinds
+/// (phase `compensating`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagaLog {
     pub event_id: Uuid,
     pub sequence: u64,
     pub intent: IntentKind,
     pub phase: SagaPhase,
+    /// The plan and version the saga brings the tenant to (none for deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// The plan a live tenant ran before; compensation re-applies it instead of
+    /// removing the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_plan: Option<String>,
     pub steps: Vec<StepEntry>,
+    /// Set when a step failed for good (phase `compensating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<StepFailure>,
+    /// Deliveries that ended with a transient error, oldest first, at most
+    /// [`SAGA_ATTEMPTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// The completion event, once decided: a resumed saga publishes exactly
+    /// this (same id, same payload) instead of running again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<CloudEvent<Value>>,
     pub started_at: Timestamp,
+}
+
+impl SagaLog {
+    /// A new log for the inbound event `event_id` at stream `sequence`.
+    pub fn new(event_id: Uuid, sequence: u64, intent: IntentKind) -> Self {
+        Self {
+            event_id,
+            sequence,
+            intent,
+            phase: SagaPhase::Forward,
+            plan: None,
+            app_version: None,
+            rollback_plan: None,
+            steps: Vec::new(),
+            failure: None,
+            attempts: Vec::new(),
+            completion: None,
+            started_at: Timestamp::now(),
+        }
+    }
+
+    /// Whether `step` is done (applied and not undone).
+    pub fn is_done(&self, step: Step) -> bool {
+        self.steps
+            .iter()
+            .any(|e| e.step == step && e.state == StepState::Done)
+    }
+
+    /// Sets the state of `step`, adding it to the log if it is not there.
+    pub fn mark(&mut self, step: Step, state: StepState) {
+        let at = Timestamp::now();
+        match self.steps.iter_mut().find(|e| e.step == step) {
+            Some(entry) => {
+                entry.state = state;
+                entry.at = at;
+            }
+            None => self.steps.push(StepEntry { step, state, at }),
+        }
+    }
+
+    /// Remembers a failed delivery, keeping the newest [`SAGA_ATTEMPTS`].
+    pub fn record_attempt(&mut self, attempt: Attempt) {
+        self.attempts.push(attempt);
+        let excess = self.attempts.len().saturating_sub(SAGA_ATTEMPTS);
+        self.attempts.drain(..excess);
+    }
+}
+
+/// Which replica works on a tenant, for which event, until when. Taken before
+/// a saga starts, renewed while it runs, released when it ends; a replica that
+/// dies leaves it to expire, and another replica takes over after that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub event_id: Uuid,
+    pub expires_at: Timestamp,
+}
+
+impl Lease {
+    /// Whether this lease keeps `replica` out at `now`.
+    pub fn excludes(&self, replica: &str, now: Timestamp) -> bool {
+        self.holder != replica && self.expires_at > now
+    }
 }
 
 /// The worker's record of one tenant.
@@ -116,6 +224,9 @@ pub struct TenantRecord {
     pub recent_event_ids: VecDeque<Uuid>,
     #[serde(default)]
     pub saga: Option<SagaLog>,
+    /// The replica working on the tenant, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
     pub updated_at: Timestamp,
 }
 
@@ -133,6 +244,7 @@ impl TenantRecord {
             last_event: None,
             recent_event_ids: VecDeque::new(),
             saga: None,
+            lease: None,
             updated_at: Timestamp::now(),
         }
     }
@@ -142,7 +254,8 @@ impl TenantRecord {
         self.recent_event_ids.contains(id)
     }
 
-    /// Records that the inbound event was applied with `outcome`, closing any saga.
+    /// Records that the inbound event was applied with `outcome`: closes its
+    /// saga (a saga of another event stays) and releases the lease.
     pub fn finish(&mut self, id: Uuid, event_type: EventType, sequence: u64, outcome: EventType) {
         let now = Timestamp::now();
         self.last_sequence = self.last_sequence.max(sequence);
@@ -159,7 +272,10 @@ impl TenantRecord {
         while self.recent_event_ids.len() > RECENT_EVENT_IDS {
             self.recent_event_ids.pop_front();
         }
-        self.saga = None;
+        if self.saga.as_ref().is_some_and(|s| s.event_id == id) {
+            self.saga = None;
+        }
+        self.lease = None;
         self.updated_at = now;
     }
 }
