@@ -230,7 +230,7 @@ impl Bus {
         let subject = event.event_type.subject(&event.subject);
         let stream = self
             .js
-            .get_stream(STATUS_STREAM)
+            .get_stream_no_info(STATUS_STREAM)
             .await
             .map_err(|e| Error::nats("look up TENANT_STATUS", e))?;
         match stream.get_last_raw_message_by_subject(&subject).await {
@@ -241,6 +241,35 @@ impl Bus {
             }
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
             Err(e) => Err(Error::nats("read TENANT_STATUS", e)),
+        }
+    }
+
+    /// The first message on `TENANT_LIFECYCLE` about `tenant` at or after stream
+    /// sequence `from`, as (sequence, subject, payload).
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the stream cannot be read.
+    pub async fn next_lifecycle_message(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+    ) -> Result<Option<(u64, String, Bytes)>, Error> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(LIFECYCLE_STREAM)
+            .await
+            .map_err(|e| Error::nats("look up TENANT_LIFECYCLE", e))?;
+        let found = stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(format!("{LIFECYCLE_SUBJECT_PREFIX}.*.{tenant}"))
+            .send()
+            .await;
+        match found {
+            Ok(m) => Ok(Some((m.sequence, m.subject.to_string(), m.payload))),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(Error::nats("read TENANT_LIFECYCLE", e)),
         }
     }
 

@@ -175,6 +175,7 @@ impl WorkerArgs {
                     .clone()
                     .unwrap_or_else(crate::saga::engine::default_replica_id),
                 lease_ttl: Duration::from_secs(self.lease_ttl_secs),
+                max_event_bytes: self.max_event_bytes,
             },
             topology: TopologySettings {
                 max_deliver: self.max_deliver,
@@ -183,7 +184,6 @@ impl WorkerArgs {
                 ..TopologySettings::default()
             },
             concurrency: usize::from(self.concurrency),
-            max_event_bytes: self.max_event_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }

@@ -43,8 +43,6 @@ pub struct WorkerSettings {
     pub topology: TopologySettings,
     /// Sagas run at once by this replica.
     pub concurrency: usize,
-    /// Inbound events larger than this are dead-lettered.
-    pub max_event_bytes: usize,
     /// How long in-flight sagas may run after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -62,7 +60,6 @@ impl WorkerSettings {
             engine: EngineSettings::default(),
             topology: TopologySettings::default(),
             concurrency: 32,
-            max_event_bytes: 256 * 1024,
             shutdown_grace: Duration::from_secs(25),
         }
     }

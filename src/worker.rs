@@ -234,7 +234,11 @@ async fn handle_message(
         deliveries: delivery.delivered,
         attempts: Vec::new(),
     };
-    let disposition = match decode_inbound(&msg.subject, &msg.payload, settings.max_event_bytes) {
+    let disposition = match decode_inbound(
+        &msg.subject,
+        &msg.payload,
+        settings.engine.max_event_bytes,
+    ) {
         Err(e) => {
             warn!(subject = %msg.subject, sequence, reason = %e, "dead-lettering malformed event");
             Disposition::DeadLetter {

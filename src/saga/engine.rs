@@ -46,7 +46,7 @@ use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
     CloudEvent, Deprovisioned, Endpoint, EventType, Failed, InboundEvent, Intent, IntentKind,
     Outcome, Provisioned, RejectReason, Rejected, TenantId, TenantUpgraded, UpgradeCompleted,
-    completion_event,
+    completion_event, decode_inbound,
 };
 use crate::error::Error;
 use crate::failpoint::crash_point;
@@ -76,6 +76,9 @@ pub struct EngineSettings {
     /// every third of this while a saga runs, so only a dead replica's lease
     /// expires; a tenant whose replica died waits at most this long.
     pub lease_ttl: Duration,
+    /// Inbound events larger than this are poison (dead-lettered); the
+    /// ordering check skips them too.
+    pub max_event_bytes: usize,
 }
 
 impl Default for EngineSettings {
@@ -88,6 +91,7 @@ impl Default for EngineSettings {
             retry: RetryPolicy::default(),
             replica_id: default_replica_id(),
             lease_ttl: Duration::from_secs(30),
+            max_event_bytes: 256 * 1024,
         }
     }
 }
@@ -199,7 +203,13 @@ impl Engine {
                 until: lease.expires_at,
             });
         }
-        if let Some(superseded) = self.superseded(&v.record, delivery.sequence) {
+        let resuming = v
+            .record
+            .saga
+            .as_ref()
+            .is_some_and(|s| s.event_id == event.id);
+        // A saga that has started is finished (or unwound), never superseded.
+        if !resuming && let Some(superseded) = self.superseded(&v.record, delivery.sequence) {
             v.record.finish(
                 event.id,
                 event.intent.event_type(),
@@ -222,6 +232,18 @@ impl Engine {
                 tenant: tenant.clone(),
                 event_id: saga.event_id,
                 sequence: saga.sequence,
+            });
+        }
+        if let Some((sequence, event_id)) = self
+            .older_unapplied(&v.record, event, delivery.sequence)
+            .await?
+        {
+            // Per-tenant stream order: that one goes first (it is delivered
+            // too, possibly to another replica, possibly after a nak).
+            return Err(Error::SagaPending {
+                tenant: tenant.clone(),
+                event_id,
+                sequence,
             });
         }
         self.acquire(&mut v, event, delivery.sequence).await?;
@@ -249,6 +271,41 @@ impl Engine {
                 ),
             )
         })
+    }
+
+    /// The oldest event for the tenant on `TENANT_LIFECYCLE` that precedes
+    /// `sequence`, follows the last applied one, and is not applied: a valid
+    /// intent that the consumer delivered out of order (concurrency, another
+    /// replica, a nak). Messages that do not decode are poison (they are
+    /// dead-lettered) and do not count; nor does the same event published twice.
+    async fn older_unapplied(
+        &self,
+        record: &TenantRecord,
+        event: &InboundEvent,
+        sequence: u64,
+    ) -> Result<Option<(u64, uuid::Uuid)>, Error> {
+        let mut from = record.last_sequence + 1;
+        while from < sequence {
+            let Some((seq, subject, payload)) = self
+                .bus
+                .next_lifecycle_message(&event.tenant_id, from)
+                .await?
+            else {
+                return Ok(None);
+            };
+            if seq >= sequence {
+                return Ok(None);
+            }
+            if let Ok(older) = decode_inbound(&subject, &payload, self.settings.max_event_bytes)
+                && older.id != event.id
+                && older.tenant_id == event.tenant_id
+                && !record.has_applied(&older.id)
+            {
+                return Ok(Some((seq, older.id)));
+            }
+            from = seq + 1;
+        }
+        Ok(None)
     }
 
     pub(super) async fn load(&self, tenant: &TenantId) -> Result<Versioned, Error> {

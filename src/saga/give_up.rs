@@ -64,31 +64,17 @@ impl Engine {
         if let Some(lease) = holder {
             if lease.event_id == event.id {
                 warn!(holder = %lease.holder, "another replica is still running this event's saga; leaving it the completion");
-            } else {
-                // The tenant is another saga's: report this event failed without
-                // touching that saga's record.
-                let outcome = Self::not_started(event, reason);
-                log_outcome(&outcome, &v.record);
-                self.bus
-                    .publish_completion(&completion_event(event, &outcome))
-                    .await?;
+                return Ok(history);
             }
-            return Ok(history);
         }
-        if own_saga.is_none() {
+        if own_saga.is_none() || holder.is_some() {
+            // The saga never got the tenant (another saga holds it, or it
+            // could not start): nothing to undo.
             let outcome = Self::not_started(event, reason);
             log_outcome(&outcome, &v.record);
-            // No saga of this event: finish writes only its id and sequence
-            // (an older event's open saga stays for its own redelivery).
             let completion = completion_event(event, &outcome);
             self.bus.publish_completion(&completion).await?;
-            v.record.finish(
-                event.id,
-                event.intent.event_type(),
-                delivery.sequence,
-                completion.event_type,
-            );
-            self.save(&mut v).await?;
+            self.remember_concluded(event, delivery.sequence).await?;
             return Ok(history);
         }
         self.acquire(&mut v, event, delivery.sequence).await?;
@@ -108,6 +94,29 @@ impl Engine {
             .await?;
         info!("event given up and concluded");
         Ok(history)
+    }
+
+    /// Marks `event` applied in the tenant's record without touching another
+    /// saga's log or lease, retrying on concurrent writes (the holder of the
+    /// tenant may write in between).
+    async fn remember_concluded(&self, event: &InboundEvent, sequence: u64) -> Result<(), Error> {
+        let mut conflicts = 0;
+        loop {
+            let mut v = self.load(&event.tenant_id).await?;
+            if v.record.has_applied(&event.id) {
+                return Ok(());
+            }
+            v.record.finish(
+                event.id,
+                event.intent.event_type(),
+                sequence,
+                crate::contract::EventType::Failed,
+            );
+            match self.bus.state().save(&mut v).await {
+                Err(Error::StateConflict { .. }) if conflicts < 5 => conflicts += 1,
+                other => return other,
+            }
+        }
     }
 
     fn not_started(event: &InboundEvent, error: String) -> Outcome {

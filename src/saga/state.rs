@@ -255,7 +255,7 @@ impl TenantRecord {
     }
 
     /// Records that the inbound event was applied with `outcome`: closes its
-    /// saga (a saga of another event stays) and releases the lease.
+    /// saga and releases its lease (another event's saga and lease stay).
     pub fn finish(&mut self, id: Uuid, event_type: EventType, sequence: u64, outcome: EventType) {
         let now = Timestamp::now();
         self.last_sequence = self.last_sequence.max(sequence);
@@ -275,7 +275,9 @@ impl TenantRecord {
         if self.saga.as_ref().is_some_and(|s| s.event_id == id) {
             self.saga = None;
         }
-        self.lease = None;
+        if self.lease.as_ref().is_some_and(|l| l.event_id == id) {
+            self.lease = None;
+        }
         self.updated_at = now;
     }
 }
