@@ -61,11 +61,11 @@ impl Engine {
             .lease
             .as_ref()
             .filter(|l| l.excludes(&self.settings.replica_id, Timestamp::now()));
-        if let Some(lease) = holder {
-            if lease.event_id == event.id {
-                warn!(holder = %lease.holder, "another replica is still running this event's saga; leaving it the completion");
-                return Ok(history);
-            }
+        if let Some(lease) = holder
+            && lease.event_id == event.id
+        {
+            warn!(holder = %lease.holder, "another replica is still running this event's saga; leaving it the completion");
+            return Ok(history);
         }
         if own_saga.is_none() || holder.is_some() {
             // The saga never got the tenant (another saga holds it, or it
