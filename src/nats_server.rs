@@ -133,6 +133,8 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) -> Result<(), NatsServerError> {
+        // Readiness is read from the log: start it afresh on a restart.
+        let _ = std::fs::remove_file(&self.log);
         let mut cmd = Command::new("nats-server");
         if let Some(config) = &self.config {
             cmd.arg("-c").arg(config);

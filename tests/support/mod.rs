@@ -3,6 +3,9 @@
 //! process through the same `tenant_worker::run` that `main` calls.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cluster;
+pub mod process;
+
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -29,6 +32,8 @@ pub struct Harness {
     pub api: EmbeddedApi,
     pub js: jetstream::Context,
     worker: Option<(JoinHandle<tenant_worker::Result<()>>, oneshot::Sender<()>)>,
+    /// Kubeconfig for worker processes, their logs, and the NATS store.
+    pub dir: tempfile::TempDir,
 }
 
 /// The nats-server settings of every test: payloads up to 8 MB, so that the
@@ -46,8 +51,18 @@ impl Harness {
         adjust: impl FnOnce(&mut WorkerSettings),
         api: EmbeddedApiConfig,
     ) -> Self {
-        let nats = NatsServer::start_with_config(None, Some(NATS_CONFIG))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut h = Self::start_bare(api).await;
+        h.start_worker(adjust).await;
+        h
+    }
+
+    /// Starts NATS (its store in [`Harness::dir`], so it survives a restart)
+    /// and the embedded API, with no worker: tests start worker processes.
+    pub async fn start_bare(api: EmbeddedApiConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nats =
+            NatsServer::start_with_config(Some(&dir.path().join("jetstream")), Some(NATS_CONFIG))
+                .unwrap_or_else(|e| panic!("{e}"));
         let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), api)
             .await
             .expect("embedded API starts");
@@ -55,14 +70,25 @@ impl Harness {
             .await
             .expect("nats connects");
         let js = jetstream::new(client);
-        let mut h = Self {
+        std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig_yaml())
+            .expect("kubeconfig written");
+        Self {
             nats,
             api,
             js,
             worker: None,
-        };
-        h.start_worker(adjust).await;
-        h
+            dir,
+        }
+    }
+
+    /// The kubeconfig of the embedded API, for worker processes.
+    pub fn kubeconfig(&self) -> std::path::PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Starts a `tenant-worker run` process on this harness.
+    pub fn spawn_worker(&self, opts: process::WorkerOptions<'_>) -> process::WorkerProcess {
+        process::WorkerProcess::spawn(&self.nats.url(), &self.kubeconfig(), self.dir.path(), opts)
     }
 
     /// Starts (another) worker in this process and waits until it has created
@@ -76,7 +102,11 @@ impl Harness {
             let _ = rx.await;
         }));
         self.worker = Some((handle, tx));
-        // Ready when the consumer exists.
+        self.wait_topology().await;
+    }
+
+    /// Waits until a worker has created the streams, the consumer and the buckets.
+    pub async fn wait_topology(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Ok(mut stream) = self.js.get_stream("TENANT_LIFECYCLE").await
