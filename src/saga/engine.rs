@@ -35,7 +35,7 @@ use std::time::Duration;
 use backon::Retryable;
 use jiff::Timestamp;
 use serde_json::Value;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::state::{
     Attempt, Lease, SagaLog, SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus,
@@ -344,7 +344,9 @@ impl Engine {
             event_id: event.id,
             expires_at: Timestamp::now(),
         });
-        self.save(v).await
+        self.save(v).await?;
+        debug!(replica = %self.settings.replica_id, "lease taken");
+        Ok(())
     }
 
     /// Writes the record, renewing the lease when this replica holds it.
@@ -402,6 +404,7 @@ impl Engine {
             });
         }
         v.record.lease = None;
+        debug!(replica = %self.settings.replica_id, "lease released");
         if let Err(e) = self.save(v).await {
             warn!(error = %e, "could not release the lease; it will expire");
         }
@@ -470,6 +473,7 @@ impl Engine {
             .await?;
         v.record
             .finish(event.id, event.intent.event_type(), sequence, event_type);
+        debug!(replica = %self.settings.replica_id, "lease released");
         self.save(v).await?;
         Ok(Handled::Completed(event_type))
     }

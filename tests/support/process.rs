@@ -38,17 +38,17 @@ impl WorkerProcess {
         cmd.args(["--log-format", "json", "run", "--nats-url", nats_url])
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args([
-                "--replica-id",
-                opts.name,
-                "--ack-wait-secs",
-                "3",
-                "--lease-ttl-secs",
-                "3",
-                "--shutdown-grace-secs",
-                "5",
-            ])
-            .args(opts.args)
+            .args(["--replica-id", opts.name]);
+        for (flag, value) in [
+            ("--ack-wait-secs", "3"),
+            ("--lease-ttl-secs", "3"),
+            ("--shutdown-grace-secs", "5"),
+        ] {
+            if !opts.args.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.args(opts.args)
             .env("RUST_LOG", "info,tenant_worker=debug")
             .env_remove("FAILPOINTS")
             .stdin(Stdio::null())
