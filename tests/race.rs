@@ -5,9 +5,6 @@
 //! inbound event must get exactly one completion event of the expected type,
 //! and no tenant may ever have been held by two sagas at once (checked on the
 //! lease intervals the workers log).
-//!
-//! Uses worker processes built with the `failpoints` feature only for
-//! symmetry with the crash tests; no failpoint is set here.
 
 mod support;
 
