@@ -105,7 +105,11 @@ pub async fn run(
         Err(e) => return Err(e),
     };
     let engine = Engine::new(
-        Cluster::new(kube, settings.namespace_prefix.clone()),
+        Cluster::new(
+            kube,
+            settings.namespace_prefix.clone(),
+            settings.engine.retry,
+        ),
         Arc::new(settings.plans.clone()),
         bus.clone(),
         settings.engine.clone(),

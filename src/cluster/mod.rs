@@ -9,6 +9,7 @@ pub mod objects;
 use std::fmt::Debug;
 use std::path::Path;
 
+use backon::Retryable;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -18,11 +19,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::{MANAGER, TenantId};
+use crate::retry::RetryPolicy;
 
 /// A cluster operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", describe(.0))]
     Api(#[from] kube::Error),
     #[error(
         "{kind} {namespace}/{name} exists and is not managed by tenant-worker for tenant {tenant}"
@@ -41,24 +43,40 @@ pub enum ClusterError {
     Config(String),
 }
 
+/// Whether a failed Kubernetes request can succeed if repeated: connection
+/// failures, timeouts, throttling (429), server errors (5xx), conflicts (409),
+/// and a namespace that is still terminating refusing new content (403).
+pub fn is_transient_kube(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => {
+            status.code == 429
+                || status.code == 409
+                || status.code >= 500
+                || (status.code == 403 && status.message.contains("being terminated"))
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => true,
+        _ => false,
+    }
+}
+
 impl ClusterError {
-    /// Whether retrying later can succeed: connection failures, timeouts,
-    /// throttling (429), server errors (5xx), conflicts (409) and a namespace
-    /// that is still being deleted.
+    /// Whether retrying later can succeed: [`is_transient_kube`], and a
+    /// namespace that is still being deleted.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Api(kube::Error::Api(status)) => {
-                status.code == 429 || status.code == 409 || status.code >= 500
-                    // A namespace still terminating refuses new content with 403.
-                    || (status.code == 403 && status.message.contains("being terminated"))
-            }
-            Self::Api(
-                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_),
-            ) => true,
-            Self::Api(_) => false,
+            Self::Api(e) => is_transient_kube(e),
             Self::NamespaceTerminating(_) => true,
             Self::NotOwned { .. } | Self::NamespaceNotOwned(_) | Self::Config(_) => false,
         }
+    }
+}
+
+/// A kube error in one line: for a refusal by the API server, its code, reason
+/// and message (kube's own text repeats the whole `Status` object).
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
     }
 }
 
@@ -80,6 +98,26 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> 
             .await
             .map_err(|e| ClusterError::Config(e.to_string()))?,
     };
+    client_from(config)
+}
+
+/// How long one Kubernetes request may take before it fails (transient) and
+/// the retry policy decides what next. Every call the worker makes is a
+/// short GET, PATCH or DELETE, never a watch or exec.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Builds the worker's client from `config`: requests time out after
+/// [`REQUEST_TIMEOUT`], and kube's own retry layer (up to 15 hidden retries of
+/// 429/503/504, minutes in total) is off, so that the worker's
+/// [`RetryPolicy`](crate::retry::RetryPolicy) alone decides how often and how
+/// long a call is retried.
+///
+/// # Errors
+/// [`ClusterError::Config`] when the client cannot be built (e.g. bad TLS material).
+pub fn client_from(mut config: Config) -> Result<Client, ClusterError> {
+    config.default_retry = false;
+    config.read_timeout = Some(REQUEST_TIMEOUT);
+    config.reset_reader_on_write = true;
     Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))
 }
 
@@ -100,14 +138,33 @@ pub enum NamespaceState {
 pub struct Cluster {
     client: Client,
     namespace_prefix: String,
+    retry: RetryPolicy,
 }
 
 impl Cluster {
-    pub fn new(client: Client, namespace_prefix: impl Into<String>) -> Self {
+    /// Access through `client`; tenant namespaces are `<namespace_prefix><tenant>`;
+    /// each request is retried in-process by `retry` while it fails transiently.
+    pub fn new(client: Client, namespace_prefix: impl Into<String>, retry: RetryPolicy) -> Self {
         Self {
             client,
             namespace_prefix: namespace_prefix.into(),
+            retry,
         }
+    }
+
+    /// Runs one request, repeating it (it is idempotent: a GET, an apply or a
+    /// delete) while it fails transiently, as the retry policy allows. Each
+    /// request is retried on its own, so a step that makes several requests
+    /// does not start over because its last one hit a blip.
+    async fn request<T, F, Fut>(&self, f: F) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        f.retry(self.retry.in_process())
+            .when(is_transient_kube)
+            .notify(|e, delay| tracing::debug!(error = %describe(e), ?delay, "retrying a Kubernetes request"))
+            .await
     }
 
     pub fn client(&self) -> &Client {
@@ -125,7 +182,8 @@ impl Cluster {
     /// [`ClusterError::Api`] when the API cannot be read.
     pub async fn namespace_state(&self, tenant: &TenantId) -> Result<NamespaceState, ClusterError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        Ok(match api.get_opt(&self.namespace_for(tenant)).await? {
+        let name = self.namespace_for(tenant);
+        Ok(match self.request(|| api.get_opt(&name)).await? {
             None => NamespaceState::Absent,
             Some(ns) if objects::is_owned_by(&ns.metadata, tenant) => NamespaceState::Owned {
                 terminating: ns.metadata.deletion_timestamp.is_some(),
@@ -154,7 +212,8 @@ impl Cluster {
             _ => {}
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
-        api.patch(&name, &apply_params(), &Patch::Apply(ns)).await?;
+        let (params, patch) = (apply_params(), Patch::Apply(ns));
+        self.request(|| api.patch(&name, &params, &patch)).await?;
         Ok(())
     }
 
@@ -174,7 +233,7 @@ impl Cluster {
         let namespace = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        if let Some(existing) = api.get_opt(&name).await?
+        if let Some(existing) = self.request(|| api.get_opt(&name)).await?
             && !objects::is_owned_by(existing.meta(), tenant)
         {
             return Err(ClusterError::NotOwned {
@@ -184,8 +243,8 @@ impl Cluster {
                 tenant: tenant.clone(),
             });
         }
-        api.patch(&name, &apply_params(), &Patch::Apply(obj))
-            .await?;
+        let (params, patch) = (apply_params(), Patch::Apply(obj));
+        self.request(|| api.patch(&name, &params, &patch)).await?;
         Ok(())
     }
 
@@ -207,7 +266,7 @@ impl Cluster {
             + Debug,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let Some(existing) = api.get_opt(name).await? else {
+        let Some(existing) = self.request(|| api.get_opt(name)).await? else {
             return Ok(());
         };
         if !objects::is_owned_by(existing.meta(), tenant) {
@@ -218,7 +277,8 @@ impl Cluster {
                 tenant: tenant.clone(),
             });
         }
-        match api.delete(name, &DeleteParams::default()).await {
+        let params = DeleteParams::default();
+        match self.request(|| api.delete(name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -239,7 +299,8 @@ impl Cluster {
             NamespaceState::Owned { terminating: true } => Ok(true),
             NamespaceState::Owned { terminating: false } => {
                 let api: Api<Namespace> = Api::all(self.client.clone());
-                match api.delete(&name, &DeleteParams::background()).await {
+                let params = DeleteParams::background();
+                match self.request(|| api.delete(&name, &params)).await {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
                     Err(e) => Err(e.into()),

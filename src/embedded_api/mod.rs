@@ -122,14 +122,14 @@ impl EmbeddedApi {
     }
 
     /// A `kube::Client` pointed at this server (plain HTTP, no TLS, no auth,
-    /// default namespace `default`). It is built like production clients,
-    /// with kube's default retry of 429/503/504 responses.
+    /// default namespace `default`), built like the worker's production
+    /// client ([`crate::cluster::client_from`]).
     ///
     /// # Panics
     /// Outside a tokio runtime (kube's client spawns a buffer task).
     pub fn client(&self) -> kube::Client {
         let url = self.url().parse().expect("url() is a valid URI");
-        kube::Client::try_from(kube::Config::new(url))
+        crate::cluster::client_from(kube::Config::new(url))
             .expect("a plain-HTTP kube client always builds")
     }
 

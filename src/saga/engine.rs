@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use backon::Retryable;
 use jiff::Timestamp;
 use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -602,7 +601,7 @@ impl Engine {
                 self.save(v).await?;
                 // No traffic to a dying tenant: the route goes before the namespace.
                 self.bus.delete_route(&tenant).await?;
-                let deleting = self.with_retry(|| self.cluster.delete_namespace(&tenant));
+                let deleting = self.cluster.delete_namespace(&tenant);
                 self.leased(v, deleting).await??;
                 crash_point("saga.after_delete_namespace");
                 let gone = self.wait_namespace_gone(&tenant);
@@ -701,8 +700,8 @@ impl Engine {
     ) -> Result<Option<StepFailure>, Error> {
         for step in Step::PROVISION {
             self.check_stopping()?;
-            let applying = self
-                .with_retry(|| step.apply(ctx))
+            let applying = step
+                .apply(ctx)
                 .instrument(info_span!("step", step = step.as_str()));
             match self.leased(v, applying).await? {
                 Ok(()) => {
@@ -779,9 +778,9 @@ impl Engine {
                             plan: previous,
                             ..*ctx
                         };
-                        self.with_retry(|| step.apply(&back)).await
+                        step.apply(&back).await
                     }
-                    None => self.with_retry(|| step.compensate(ctx)).await,
+                    None => step.compensate(ctx).await,
                 }
             }
             .instrument(info_span!("compensate", step = step.as_str()));
@@ -890,17 +889,6 @@ impl Engine {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Retries a cluster call in-process while its error is transient.
-    pub(super) async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ClusterError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ClusterError>>,
-    {
-        f.retry(self.settings.retry.in_process())
-            .when(ClusterError::is_transient)
-            .await
     }
 }
 

@@ -51,7 +51,10 @@ impl Engine {
         }
         let own_saga = v.record.saga.as_ref().filter(|s| s.event_id == event.id);
         let mut history: Vec<Attempt> = own_saga.map(|s| s.attempts.clone()).unwrap_or_default();
-        history.push(last);
+        // The engine may have logged this delivery's failure already.
+        if history.last().is_none_or(|a| a.delivery != last.delivery) {
+            history.push(last);
+        }
         let reason = format!(
             "gave up after {} deliveries; last error: {error}",
             delivery.delivered

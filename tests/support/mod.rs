@@ -59,6 +59,7 @@ impl Harness {
     /// Starts NATS (its store in [`Harness::dir`], so it survives a restart)
     /// and the embedded API, with no worker: tests start worker processes.
     pub async fn start_bare(api: EmbeddedApiConfig) -> Self {
+        init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let nats =
             NatsServer::start_with_config(Some(&dir.path().join("jetstream")), Some(NATS_CONFIG))
@@ -262,6 +263,17 @@ impl Harness {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Logs of the in-process worker, when `TEST_LOG` sets a filter (e.g.
+/// `TEST_LOG=tenant_worker=debug cargo test --test sagas -- --nocapture`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
     }
 }
 
