@@ -141,3 +141,56 @@ async fn help_explains_every_subcommand() {
         "env vars shown"
     );
 }
+
+#[tokio::test]
+async fn status_shows_the_saga_in_flight_and_its_steps() {
+    let h = Harness::start().await;
+    let url = h.nats.url();
+    // The quota step keeps failing transiently, so the saga stays open after
+    // its namespace step.
+    h.api.faults().add_rule(
+        tenant_worker::embedded_api::FaultRule::new(503)
+            .method("PATCH")
+            .resource("resourcequotas")
+            .namespace("tenant-slowpoke"),
+    );
+    let event = requested("slowpoke", "premium");
+    h.publish(&event).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let record = loop {
+        let out = cli(&["status", "slowpoke", "--json"], &url).await;
+        if out.status.success() {
+            let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
+            if record["saga"]["attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                break record;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no saga in flight");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["status"], "provisioning");
+    let saga = &record["saga"];
+    assert_eq!(saga["event_id"], event.id.to_string());
+    assert_eq!(saga["intent"], "requested");
+    assert_eq!(saga["plan"], "premium");
+    assert_eq!(saga["phase"], "forward");
+    assert_eq!(saga["steps"][0]["step"], "namespace");
+    assert_eq!(saga["steps"][0]["state"], "done");
+    assert!(
+        saga["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{saga:#}"
+    );
+
+    let out = cli(&["status"], &url).await;
+    let table = stdout(&out);
+    assert!(
+        table.contains("requested premium forward [namespace]"),
+        "{table}"
+    );
+}

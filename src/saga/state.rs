@@ -317,4 +317,59 @@ mod tests {
         r.finish(Uuid::new_v4(), EventType::Requested, 3, EventType::Rejected);
         assert_eq!(r.last_sequence, 9);
     }
+
+    #[test]
+    fn a_lease_keeps_out_other_replicas_until_it_expires() {
+        let now = Timestamp::now();
+        let lease = Lease {
+            holder: "a".into(),
+            event_id: Uuid::new_v4(),
+            expires_at: now + std::time::Duration::from_secs(30),
+        };
+        assert!(lease.excludes("b", now));
+        assert!(!lease.excludes("a", now), "the holder itself");
+        assert!(!lease.excludes("b", now + std::time::Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn finish_closes_only_its_own_saga_and_lease() {
+        let mut r = TenantRecord::new(TenantId::parse("acme").unwrap(), "tenant-acme".into());
+        let open = Uuid::new_v4();
+        r.saga = Some(SagaLog::new(open, 5, IntentKind::Requested));
+        r.lease = Some(Lease {
+            holder: "a".into(),
+            event_id: open,
+            expires_at: Timestamp::now(),
+        });
+        let other = Uuid::new_v4();
+        r.finish(other, EventType::Upgraded, 7, EventType::Failed);
+        assert!(
+            r.saga.is_some() && r.lease.is_some(),
+            "another event's saga stays"
+        );
+        r.finish(open, EventType::Requested, 5, EventType::Provisioned);
+        assert!(r.saga.is_none() && r.lease.is_none());
+        assert_eq!(r.last_sequence, 7);
+    }
+
+    #[test]
+    fn the_saga_log_marks_steps_and_keeps_the_last_attempts() {
+        let mut log = SagaLog::new(Uuid::new_v4(), 1, IntentKind::Requested);
+        log.mark(Step::Namespace, StepState::Done);
+        log.mark(Step::ResourceQuota, StepState::Done);
+        log.mark(Step::Namespace, StepState::Compensated);
+        assert!(!log.is_done(Step::Namespace));
+        assert!(log.is_done(Step::ResourceQuota));
+        assert_eq!(log.steps.len(), 2);
+        for delivery in 1..=(SAGA_ATTEMPTS as u64 + 3) {
+            log.record_attempt(Attempt {
+                delivery,
+                replica: "a".into(),
+                error: "503".into(),
+                at: Timestamp::now(),
+            });
+        }
+        assert_eq!(log.attempts.len(), SAGA_ATTEMPTS);
+        assert_eq!(log.attempts[0].delivery, 4, "the oldest are dropped");
+    }
 }
