@@ -323,6 +323,16 @@ pub struct Failed {
     pub compensated: bool,
     /// The steps undone, in the order they were undone.
     pub compensation: Vec<String>,
+    /// The steps whose undoing failed, with why (then `compensated` is false).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compensation_failed: Vec<CompensationFailure>,
+}
+
+/// A step that could not be undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompensationFailure {
+    pub step: String,
+    pub error: String,
 }
 
 /// `tenant.rejected`: the request is invalid; nothing was changed.

@@ -324,6 +324,16 @@ impl Detail for Failed {
         for (i, step) in self.compensation.iter().enumerate() {
             check_non_empty(&format!("data.compensation[{i}]"), step)?;
         }
+        for (i, failure) in self.compensation_failed.iter().enumerate() {
+            check_non_empty(
+                &format!("data.compensation_failed[{i}].step"),
+                &failure.step,
+            )?;
+            check_non_empty(
+                &format!("data.compensation_failed[{i}].error"),
+                &failure.error,
+            )?;
+        }
         Ok(())
     }
 }
@@ -798,6 +808,7 @@ mod tests {
                 error: "chart refused the values".into(),
                 compensated: true,
                 compensation: vec!["create_namespace".into(), String::new()],
+                compensation_failed: Vec::new(),
             },
         };
         let event = event_json(EventType::Failed, data);

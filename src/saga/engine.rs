@@ -43,9 +43,9 @@ use super::store::Versioned;
 use crate::bus::{Bus, Route};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
-    CloudEvent, Deprovisioned, Endpoint, EventType, Failed, InboundEvent, Intent, IntentKind,
-    Outcome, Provisioned, RejectReason, Rejected, TenantId, TenantUpgraded, UpgradeCompleted,
-    completion_event, decode_inbound,
+    CloudEvent, CompensationFailure, Deprovisioned, Endpoint, EventType, Failed, InboundEvent,
+    Intent, IntentKind, Outcome, Provisioned, RejectReason, Rejected, TenantId, TenantUpgraded,
+    UpgradeCompleted, completion_event, decode_inbound,
 };
 use crate::error::Error;
 use crate::failpoint::crash_point;
@@ -758,8 +758,8 @@ impl Engine {
                     .filter(|s| Some(*s) != failed_step && logged(*s).is_some()),
             )
             .collect();
-        let mut compensated = true;
         let mut undone = Vec::new();
+        let mut failures = Vec::new();
         for step in order {
             let saga = v.record.saga.as_ref().expect("saga open");
             if saga
@@ -792,7 +792,10 @@ impl Engine {
                 }
                 Err(e) => {
                     warn!(step = step.as_str(), error = %e, "compensation failed");
-                    compensated = false;
+                    failures.push(CompensationFailure {
+                        step: step.as_str().to_owned(),
+                        error: e.to_string(),
+                    });
                     StepState::CompensationFailed
                 }
             };
@@ -803,8 +806,9 @@ impl Engine {
             intent,
             failed_step: failure.step,
             error: failure.error,
-            compensated,
+            compensated: failures.is_empty(),
             compensation: undone,
+            compensation_failed: failures,
         })
     }
 

@@ -129,6 +129,7 @@ impl Engine {
             error,
             compensated: true,
             compensation: Vec::new(),
+            compensation_failed: Vec::new(),
         })
     }
 
@@ -151,6 +152,7 @@ impl Engine {
                 error: reason,
                 compensated: false,
                 compensation: Vec::new(),
+                compensation_failed: Vec::new(),
             });
         }
         let failure = match &saga.failure {
@@ -186,6 +188,7 @@ impl Engine {
                 error: failure.error,
                 compensated: true,
                 compensation: Vec::new(),
+                compensation_failed: Vec::new(),
             });
         };
         self.save(v).await?;
