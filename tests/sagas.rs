@@ -358,3 +358,47 @@ async fn a_namespace_still_terminating_when_re_requested_is_waited_for() {
         .unwrap();
     assert!(ns.metadata.deletion_timestamp.is_none(), "a new namespace");
 }
+
+#[tokio::test]
+async fn a_compensation_that_fails_is_reported() {
+    let h = Harness::start().await;
+    h.api.faults().add_rule(
+        FaultRule::new(422)
+            .method("PATCH")
+            .resource("networkpolicies")
+            .namespace("tenant-messy"),
+    );
+    h.api.faults().add_rule(
+        FaultRule::new(403)
+            .method("DELETE")
+            .resource("limitranges")
+            .namespace("tenant-messy")
+            .message("limitranges \"tenant-limits\" is forbidden: admission webhook said no"),
+    );
+    let event = requested("messy", "standard");
+    h.publish(&event).await;
+    let done = h.completion("messy", event.id).await;
+    assert_eq!(done["type"], "tenant.failed", "{done:#}");
+    assert_matches_schema(&done);
+    let data = &done["data"];
+    assert_eq!(data["compensated"], false);
+    assert_eq!(
+        data["compensation"],
+        json!(["network_policy", "resource_quota", "namespace"])
+    );
+    assert_eq!(data["compensation_failed"][0]["step"], "limit_range");
+    assert!(
+        data["compensation_failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{data:#}"
+    );
+    // Deleting the namespace took the limit range with it all the same.
+    h.wait_idle().await;
+    wait_objects(&h.kube(), "messy", &[]).await;
+    assert_eq!(
+        h.kv("tenant_state", "messy").await.unwrap()["status"],
+        "failed"
+    );
+}
