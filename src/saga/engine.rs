@@ -34,24 +34,21 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
-use super::state::{
-    Attempt, Lease, SagaLog, SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus,
-};
+use super::execution::{StepsResult, Target};
+use super::state::{TenantRecord, TenantStatus};
 use super::store::Versioned;
 use crate::bus::{Bus, Route};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
-    CloudEvent, CompensationFailure, Deprovisioned, Endpoint, EventType, Failed, InboundEvent,
-    Intent, IntentKind, Outcome, Provisioned, RejectReason, Rejected, TenantId, TenantUpgraded,
-    UpgradeCompleted, completion_event, decode_inbound,
+    CloudEvent, Deprovisioned, Endpoint, EventType, InboundEvent, Intent, Outcome, Provisioned,
+    RejectReason, Rejected, TenantId, TenantUpgraded, UpgradeCompleted, completion_event,
 };
 use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::plans::{Plan, PlanCatalog};
 use crate::retry::RetryPolicy;
-use crate::steps::{Step, StepContext};
 
 /// The pseudo-step named in `tenant.failed` when deleting the namespace fails.
 pub const DELETE_NAMESPACE_STEP: &str = "delete_namespace";
@@ -136,25 +133,6 @@ pub struct Engine {
     /// Set when the process is shutting down: sagas stop at the next step
     /// boundary, checkpoint and give their message back.
     pub stopping: Arc<AtomicBool>,
-}
-
-/// How a saga's steps ended.
-enum StepsResult {
-    /// Every step applied; the record says the tenant is ready on the new plan.
-    Done,
-    /// A step failed for good and the done steps were undone.
-    Failed(Failed),
-}
-
-/// What a provisioning saga is to bring the tenant to.
-struct Target<'a> {
-    /// The record's status while the saga runs.
-    status: TenantStatus,
-    plan: &'a Plan,
-    app_version: &'a str,
-    /// The plan a live tenant ran before: compensation re-applies it instead of
-    /// removing the tenant.
-    rollback: Option<&'a Plan>,
 }
 
 impl Engine {
@@ -255,58 +233,6 @@ impl Engine {
         result
     }
 
-    /// The rejection of an intent older than what the tenant has seen.
-    fn superseded(&self, record: &TenantRecord, sequence: u64) -> Option<Outcome> {
-        let newest = record.saga.as_ref().map_or(record.last_sequence, |s| {
-            s.sequence.max(record.last_sequence)
-        });
-        (sequence < newest).then(|| {
-            Self::rejected(
-                RejectReason::Superseded,
-                format!(
-                    "a later event for tenant {} (stream sequence {newest}) was applied first; \
-                     this one (sequence {sequence}) changes nothing",
-                    record.tenant_id
-                ),
-            )
-        })
-    }
-
-    /// The oldest event for the tenant on `TENANT_LIFECYCLE` that precedes
-    /// `sequence`, follows the last applied one, and is not applied: a valid
-    /// intent that the consumer delivered out of order (concurrency, another
-    /// replica, a nak). Messages that do not decode are poison (they are
-    /// dead-lettered) and do not count; nor does the same event published twice.
-    async fn older_unapplied(
-        &self,
-        record: &TenantRecord,
-        event: &InboundEvent,
-        sequence: u64,
-    ) -> Result<Option<(u64, uuid::Uuid)>, Error> {
-        let mut from = record.last_sequence + 1;
-        while from < sequence {
-            let Some((seq, subject, payload)) = self
-                .bus
-                .next_lifecycle_message(&event.tenant_id, from)
-                .await?
-            else {
-                return Ok(None);
-            };
-            if seq >= sequence {
-                return Ok(None);
-            }
-            if let Ok(older) = decode_inbound(&subject, &payload, self.settings.max_event_bytes)
-                && older.id != event.id
-                && older.tenant_id == event.tenant_id
-                && !record.has_applied(&older.id)
-            {
-                return Ok(Some((seq, older.id)));
-            }
-            from = seq + 1;
-        }
-        Ok(None)
-    }
-
     pub(super) async fn load(&self, tenant: &TenantId) -> Result<Versioned, Error> {
         Ok(match self.bus.state().load(tenant).await? {
             Some(v) => v,
@@ -315,98 +241,6 @@ impl Engine {
                 revision: None,
             },
         })
-    }
-
-    /// Takes the tenant's lease for `event` and opens (or resumes) its saga log,
-    /// in one compare-and-set write.
-    pub(super) async fn acquire(
-        &self,
-        v: &mut Versioned,
-        event: &InboundEvent,
-        sequence: u64,
-    ) -> Result<(), Error> {
-        let record = &mut v.record;
-        match &record.saga {
-            Some(saga) if saga.event_id == event.id => {
-                info!(
-                    phase = ?saga.phase,
-                    done = saga.steps.len(),
-                    "resuming the saga of this event"
-                );
-            }
-            _ => {
-                record.saga = Some(SagaLog::new(event.id, sequence, event.intent.kind()));
-            }
-        }
-        record.lease = Some(Lease {
-            holder: self.settings.replica_id.clone(),
-            event_id: event.id,
-            expires_at: Timestamp::now(),
-        });
-        self.save(v).await?;
-        debug!(replica = %self.settings.replica_id, "lease taken");
-        Ok(())
-    }
-
-    /// Writes the record, renewing the lease when this replica holds it.
-    pub(super) async fn save(&self, v: &mut Versioned) -> Result<(), Error> {
-        if let Some(lease) = &mut v.record.lease
-            && lease.holder == self.settings.replica_id
-        {
-            lease.expires_at = Timestamp::now() + self.settings.lease_ttl;
-        }
-        v.record.updated_at = Timestamp::now();
-        self.bus.state().save(v).await
-    }
-
-    /// Runs `work` while renewing the lease every third of its lifetime.
-    ///
-    /// # Errors
-    /// When a renewal fails (another replica took the tenant, or KV is down),
-    /// `work` is dropped and the error returned.
-    pub(super) async fn leased<T>(
-        &self,
-        v: &mut Versioned,
-        work: impl Future<Output = T>,
-    ) -> Result<T, Error> {
-        tokio::pin!(work);
-        let every = self.settings.lease_ttl / 3;
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                out = &mut work => return Ok(out),
-                _ = renew.tick() => self.save(v).await?,
-            }
-        }
-    }
-
-    /// After a transient failure: notes the attempt in the saga log and
-    /// releases the lease, so the next delivery (on any replica) resumes at
-    /// once. Best effort: if KV is unreachable the lease simply expires.
-    async fn checkpoint_failure(&self, v: &mut Versioned, delivery: Delivery, error: &Error) {
-        let ours = v
-            .record
-            .lease
-            .as_ref()
-            .is_some_and(|l| l.holder == self.settings.replica_id);
-        if !ours || matches!(error, Error::StateConflict { .. }) {
-            return;
-        }
-        if let Some(saga) = &mut v.record.saga
-            && !matches!(error, Error::Interrupted)
-        {
-            saga.record_attempt(Attempt {
-                delivery: delivery.delivered,
-                replica: self.settings.replica_id.clone(),
-                error: error.to_string(),
-                at: Timestamp::now(),
-            });
-        }
-        v.record.lease = None;
-        debug!(replica = %self.settings.replica_id, "lease released");
-        if let Err(e) = self.save(v).await {
-            warn!(error = %e, "could not release the lease; it will expire");
-        }
     }
 
     /// Runs the saga of `event` (resumed where its log stands), publishes its
@@ -477,7 +311,7 @@ impl Engine {
         Ok(Handled::Completed(event_type))
     }
 
-    fn rejected(reason: RejectReason, message: String) -> Outcome {
+    pub(super) fn rejected(reason: RejectReason, message: String) -> Outcome {
         Outcome::Rejected(Rejected { reason, message })
     }
 
@@ -635,204 +469,6 @@ impl Engine {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Runs the provisioning steps towards `target`, persisting the log after
-    /// each one; a resumed saga that was compensating goes on compensating. On
-    /// a permanent failure, undoes the done steps in reverse: removes them, or,
-    /// when the tenant was live, re-applies them with the plan it ran before.
-    /// Leaves the record's status, plan and version as the outcome says.
-    async fn run_steps(
-        &self,
-        v: &mut Versioned,
-        event: &InboundEvent,
-        target: &Target<'_>,
-    ) -> Result<StepsResult, Error> {
-        let tenant = &event.tenant_id;
-        let namespace = v.record.namespace.clone();
-        let saga = v.record.saga.as_mut().expect("acquire opened the saga");
-        // What the saga started with wins over what the record says now: the
-        // status changed when it started.
-        let rollback = match saga.rollback_plan.as_deref() {
-            Some(name) => self.plans.get(name).or(target.rollback),
-            None if saga.plan.is_some() => None,
-            None => target.rollback,
-        };
-        saga.plan = Some(target.plan.name.clone());
-        saga.app_version = Some(target.app_version.to_owned());
-        saga.rollback_plan = rollback.map(|p| p.name.clone());
-        let failure = saga.failure.clone();
-        v.record.status = target.status;
-        self.save(v).await?;
-        let ctx = StepContext {
-            cluster: &self.cluster,
-            tenant,
-            namespace: &namespace,
-            plan: target.plan,
-            gateway_namespace: &self.settings.gateway_namespace,
-        };
-        let failure = match failure {
-            Some(failure) => failure,
-            None => match self.forward(v, &ctx).await? {
-                None => {
-                    let record = &mut v.record;
-                    record.status = TenantStatus::Ready;
-                    record.plan = Some(target.plan.name.clone());
-                    record.app_version = Some(target.app_version.to_owned());
-                    return Ok(StepsResult::Done);
-                }
-                Some(failure) => failure,
-            },
-        };
-        let intent = event.intent.kind();
-        let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
-        Self::settle_failure(&mut v.record, rollback.is_some(), &failed);
-        Ok(StepsResult::Failed(failed))
-    }
-
-    /// Applies every step, logging each. Returns the permanent failure, if any
-    /// (already written into the log with the phase set to compensating).
-    async fn forward(
-        &self,
-        v: &mut Versioned,
-        ctx: &StepContext<'_>,
-    ) -> Result<Option<StepFailure>, Error> {
-        for step in Step::PROVISION {
-            self.check_stopping()?;
-            let applying = step
-                .apply(ctx)
-                .instrument(info_span!("step", step = step.as_str()));
-            match self.leased(v, applying).await? {
-                Ok(()) => {
-                    crash_point(&format!("saga.after_apply.{step}"));
-                    let saga = v.record.saga.as_mut().expect("saga open");
-                    saga.mark(step, StepState::Done);
-                    self.save(v).await?;
-                }
-                Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => {
-                    warn!(step = step.as_str(), error = %e, "step failed permanently; compensating");
-                    let failure = StepFailure {
-                        step: step.as_str().to_owned(),
-                        error: e.to_string(),
-                    };
-                    let saga = v.record.saga.as_mut().expect("saga open");
-                    saga.phase = SagaPhase::Compensating;
-                    saga.failure = Some(failure.clone());
-                    self.save(v).await?;
-                    return Ok(Some(failure));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Undoes the saga's steps in reverse, starting with the failed one (it may
-    /// have half-applied: the RBAC step writes three objects). Steps already
-    /// undone by an earlier delivery are not undone again. With `rollback`,
-    /// "undo" re-applies the previous plan instead of removing.
-    pub(super) async fn compensate(
-        &self,
-        v: &mut Versioned,
-        ctx: &StepContext<'_>,
-        intent: IntentKind,
-        failure: StepFailure,
-        rollback: Option<&Plan>,
-    ) -> Result<Failed, Error> {
-        let saga = v
-            .record
-            .saga
-            .as_ref()
-            .expect("compensation runs inside a saga");
-        let failed_step = Step::PROVISION
-            .into_iter()
-            .find(|s| s.as_str() == failure.step);
-        let logged = |s: Step| saga.steps.iter().find(|e| e.step == s).map(|e| e.state);
-        let order: Vec<Step> = failed_step
-            .into_iter()
-            .chain(
-                Step::PROVISION
-                    .into_iter()
-                    .rev()
-                    .filter(|s| Some(*s) != failed_step && logged(*s).is_some()),
-            )
-            .collect();
-        let mut undone = Vec::new();
-        let mut failures = Vec::new();
-        for step in order {
-            let saga = v.record.saga.as_ref().expect("saga open");
-            if saga
-                .steps
-                .iter()
-                .any(|e| e.step == step && e.state == StepState::Compensated)
-            {
-                undone.push(step.as_str().to_owned());
-                continue;
-            }
-            self.check_stopping()?;
-            let undoing = async {
-                match rollback {
-                    Some(previous) => {
-                        let back = StepContext {
-                            plan: previous,
-                            ..*ctx
-                        };
-                        step.apply(&back).await
-                    }
-                    None => step.compensate(ctx).await,
-                }
-            }
-            .instrument(info_span!("compensate", step = step.as_str()));
-            let state = match self.leased(v, undoing).await? {
-                Ok(()) => {
-                    crash_point(&format!("saga.after_compensate.{step}"));
-                    undone.push(step.as_str().to_owned());
-                    StepState::Compensated
-                }
-                Err(e) => {
-                    warn!(step = step.as_str(), error = %e, "compensation failed");
-                    failures.push(CompensationFailure {
-                        step: step.as_str().to_owned(),
-                        error: e.to_string(),
-                    });
-                    StepState::CompensationFailed
-                }
-            };
-            v.record.saga.as_mut().expect("saga open").mark(step, state);
-            self.save(v).await?;
-        }
-        Ok(Failed {
-            intent,
-            failed_step: failure.step,
-            error: failure.error,
-            compensated: failures.is_empty(),
-            compensation: undone,
-            compensation_failed: failures,
-        })
-    }
-
-    /// Sets the record after a compensated failure: a live tenant that was
-    /// rolled back stays live on its previous plan; anything else is failed and
-    /// runs nothing.
-    pub(super) fn settle_failure(record: &mut TenantRecord, had_rollback: bool, failed: &Failed) {
-        record.status = if had_rollback && failed.compensated {
-            TenantStatus::Ready
-        } else {
-            TenantStatus::Failed
-        };
-        if !had_rollback {
-            record.plan = None;
-            record.app_version = None;
-        }
-    }
-
-    /// [`Error::Interrupted`] once the process is shutting down.
-    fn check_stopping(&self) -> Result<(), Error> {
-        if self.stopping.load(Ordering::SeqCst) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
         }
     }
 

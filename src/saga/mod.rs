@@ -1,9 +1,19 @@
 //! The tenant saga: from (the tenant's record, an inbound intent) to steps run
 //! against the cluster, a step log persisted after each step, compensation in
 //! reverse on failure, and the completion event.
+//!
+//! - `engine`: one event end to end (the guarantees are documented there).
+//! - `lease`: one replica per tenant.
+//! - `ordering`: per-tenant order by stream sequence.
+//! - `execution`: the steps forward, and compensation.
+//! - `give_up`: the end of an event after its last allowed delivery.
+//! - `state`, `store`: the tenant record and its compare-and-set storage.
 
 pub mod engine;
+mod execution;
 mod give_up;
+mod lease;
+mod ordering;
 pub mod state;
 pub mod store;
 

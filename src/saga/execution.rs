@@ -1,0 +1,234 @@
+//! Running a provisioning saga's steps forward, logging each, and undoing
+//! them in reverse when one fails for good.
+
+use std::sync::atomic::Ordering;
+
+use tracing::{Instrument, info_span, warn};
+
+use super::engine::Engine;
+use super::state::{SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus};
+use super::store::Versioned;
+use crate::contract::{CompensationFailure, Failed, InboundEvent, IntentKind};
+use crate::error::Error;
+use crate::failpoint::crash_point;
+use crate::plans::Plan;
+use crate::steps::{Step, StepContext};
+
+/// How a saga's steps ended.
+pub(super) enum StepsResult {
+    /// Every step applied; the record says the tenant is ready on the new plan.
+    Done,
+    /// A step failed for good and the done steps were undone.
+    Failed(Failed),
+}
+
+/// What a provisioning saga is to bring the tenant to.
+pub(super) struct Target<'a> {
+    /// The record's status while the saga runs.
+    pub status: TenantStatus,
+    pub plan: &'a Plan,
+    pub app_version: &'a str,
+    /// The plan a live tenant ran before: compensation re-applies it instead of
+    /// removing the tenant.
+    pub rollback: Option<&'a Plan>,
+}
+
+impl Engine {
+    /// Runs the provisioning steps towards `target`, persisting the log after
+    /// each one; a resumed saga that was compensating goes on compensating. On
+    /// a permanent failure, undoes the done steps in reverse: removes them, or,
+    /// when the tenant was live, re-applies them with the plan it ran before.
+    /// Leaves the record's status, plan and version as the outcome says.
+    pub(super) async fn run_steps(
+        &self,
+        v: &mut Versioned,
+        event: &InboundEvent,
+        target: &Target<'_>,
+    ) -> Result<StepsResult, Error> {
+        let tenant = &event.tenant_id;
+        let namespace = v.record.namespace.clone();
+        let saga = v.record.saga.as_mut().expect("acquire opened the saga");
+        // What the saga started with wins over what the record says now: the
+        // status changed when it started.
+        let rollback = match saga.rollback_plan.as_deref() {
+            Some(name) => self.plans.get(name).or(target.rollback),
+            None if saga.plan.is_some() => None,
+            None => target.rollback,
+        };
+        saga.plan = Some(target.plan.name.clone());
+        saga.app_version = Some(target.app_version.to_owned());
+        saga.rollback_plan = rollback.map(|p| p.name.clone());
+        let failure = saga.failure.clone();
+        v.record.status = target.status;
+        self.save(v).await?;
+        let ctx = StepContext {
+            cluster: &self.cluster,
+            tenant,
+            namespace: &namespace,
+            plan: target.plan,
+            gateway_namespace: &self.settings.gateway_namespace,
+        };
+        let failure = match failure {
+            Some(failure) => failure,
+            None => match self.forward(v, &ctx).await? {
+                None => {
+                    let record = &mut v.record;
+                    record.status = TenantStatus::Ready;
+                    record.plan = Some(target.plan.name.clone());
+                    record.app_version = Some(target.app_version.to_owned());
+                    return Ok(StepsResult::Done);
+                }
+                Some(failure) => failure,
+            },
+        };
+        let intent = event.intent.kind();
+        let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
+        Self::settle_failure(&mut v.record, rollback.is_some(), &failed);
+        Ok(StepsResult::Failed(failed))
+    }
+
+    /// Applies every step, logging each. Returns the permanent failure, if any
+    /// (already written into the log with the phase set to compensating).
+    pub(super) async fn forward(
+        &self,
+        v: &mut Versioned,
+        ctx: &StepContext<'_>,
+    ) -> Result<Option<StepFailure>, Error> {
+        for step in Step::PROVISION {
+            self.check_stopping()?;
+            let applying = step
+                .apply(ctx)
+                .instrument(info_span!("step", step = step.as_str()));
+            match self.leased(v, applying).await? {
+                Ok(()) => {
+                    crash_point(&format!("saga.after_apply.{step}"));
+                    let saga = v.record.saga.as_mut().expect("saga open");
+                    saga.mark(step, StepState::Done);
+                    self.save(v).await?;
+                }
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => {
+                    warn!(step = step.as_str(), error = %e, "step failed permanently; compensating");
+                    let failure = StepFailure {
+                        step: step.as_str().to_owned(),
+                        error: e.to_string(),
+                    };
+                    let saga = v.record.saga.as_mut().expect("saga open");
+                    saga.phase = SagaPhase::Compensating;
+                    saga.failure = Some(failure.clone());
+                    self.save(v).await?;
+                    return Ok(Some(failure));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Undoes the saga's steps in reverse, starting with the failed one (it may
+    /// have half-applied: the RBAC step writes three objects). Steps already
+    /// undone by an earlier delivery are not undone again. With `rollback`,
+    /// "undo" re-applies the previous plan instead of removing.
+    pub(super) async fn compensate(
+        &self,
+        v: &mut Versioned,
+        ctx: &StepContext<'_>,
+        intent: IntentKind,
+        failure: StepFailure,
+        rollback: Option<&Plan>,
+    ) -> Result<Failed, Error> {
+        let saga = v
+            .record
+            .saga
+            .as_ref()
+            .expect("compensation runs inside a saga");
+        let failed_step = Step::PROVISION
+            .into_iter()
+            .find(|s| s.as_str() == failure.step);
+        let logged = |s: Step| saga.steps.iter().find(|e| e.step == s).map(|e| e.state);
+        let order: Vec<Step> = failed_step
+            .into_iter()
+            .chain(
+                Step::PROVISION
+                    .into_iter()
+                    .rev()
+                    .filter(|s| Some(*s) != failed_step && logged(*s).is_some()),
+            )
+            .collect();
+        let mut undone = Vec::new();
+        let mut failures = Vec::new();
+        for step in order {
+            let saga = v.record.saga.as_ref().expect("saga open");
+            if saga
+                .steps
+                .iter()
+                .any(|e| e.step == step && e.state == StepState::Compensated)
+            {
+                undone.push(step.as_str().to_owned());
+                continue;
+            }
+            self.check_stopping()?;
+            let undoing = async {
+                match rollback {
+                    Some(previous) => {
+                        let back = StepContext {
+                            plan: previous,
+                            ..*ctx
+                        };
+                        step.apply(&back).await
+                    }
+                    None => step.compensate(ctx).await,
+                }
+            }
+            .instrument(info_span!("compensate", step = step.as_str()));
+            let state = match self.leased(v, undoing).await? {
+                Ok(()) => {
+                    crash_point(&format!("saga.after_compensate.{step}"));
+                    undone.push(step.as_str().to_owned());
+                    StepState::Compensated
+                }
+                Err(e) => {
+                    warn!(step = step.as_str(), error = %e, "compensation failed");
+                    failures.push(CompensationFailure {
+                        step: step.as_str().to_owned(),
+                        error: e.to_string(),
+                    });
+                    StepState::CompensationFailed
+                }
+            };
+            v.record.saga.as_mut().expect("saga open").mark(step, state);
+            self.save(v).await?;
+        }
+        Ok(Failed {
+            intent,
+            failed_step: failure.step,
+            error: failure.error,
+            compensated: failures.is_empty(),
+            compensation: undone,
+            compensation_failed: failures,
+        })
+    }
+
+    /// Sets the record after a compensated failure: a live tenant that was
+    /// rolled back stays live on its previous plan; anything else is failed and
+    /// runs nothing.
+    pub(super) fn settle_failure(record: &mut TenantRecord, had_rollback: bool, failed: &Failed) {
+        record.status = if had_rollback && failed.compensated {
+            TenantStatus::Ready
+        } else {
+            TenantStatus::Failed
+        };
+        if !had_rollback {
+            record.plan = None;
+            record.app_version = None;
+        }
+    }
+
+    /// [`Error::Interrupted`] once the process is shutting down.
+    pub(super) fn check_stopping(&self) -> Result<(), Error> {
+        if self.stopping.load(Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}

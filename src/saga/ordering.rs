@@ -1,0 +1,61 @@
+//! Per-tenant order by stream sequence: which events are stale (superseded)
+//! and which must wait for an older one of their tenant.
+
+use super::engine::Engine;
+use super::state::TenantRecord;
+use crate::contract::{InboundEvent, Outcome, RejectReason, decode_inbound};
+use crate::error::Error;
+
+impl Engine {
+    /// The rejection of an intent older than what the tenant has seen.
+    pub(super) fn superseded(&self, record: &TenantRecord, sequence: u64) -> Option<Outcome> {
+        let newest = record.saga.as_ref().map_or(record.last_sequence, |s| {
+            s.sequence.max(record.last_sequence)
+        });
+        (sequence < newest).then(|| {
+            Self::rejected(
+                RejectReason::Superseded,
+                format!(
+                    "a later event for tenant {} (stream sequence {newest}) was applied first; \
+                     this one (sequence {sequence}) changes nothing",
+                    record.tenant_id
+                ),
+            )
+        })
+    }
+
+    /// The oldest event for the tenant on `TENANT_LIFECYCLE` that precedes
+    /// `sequence`, follows the last applied one, and is not applied: a valid
+    /// intent that the consumer delivered out of order (concurrency, another
+    /// replica, a nak). Messages that do not decode are poison (they are
+    /// dead-lettered) and do not count; nor does the same event published twice.
+    pub(super) async fn older_unapplied(
+        &self,
+        record: &TenantRecord,
+        event: &InboundEvent,
+        sequence: u64,
+    ) -> Result<Option<(u64, uuid::Uuid)>, Error> {
+        let mut from = record.last_sequence + 1;
+        while from < sequence {
+            let Some((seq, subject, payload)) = self
+                .bus
+                .next_lifecycle_message(&event.tenant_id, from)
+                .await?
+            else {
+                return Ok(None);
+            };
+            if seq >= sequence {
+                return Ok(None);
+            }
+            if let Ok(older) = decode_inbound(&subject, &payload, self.settings.max_event_bytes)
+                && older.id != event.id
+                && older.tenant_id == event.tenant_id
+                && !record.has_applied(&older.id)
+            {
+                return Ok(Some((seq, older.id)));
+            }
+            from = seq + 1;
+        }
+        Ok(None)
+    }
+}
