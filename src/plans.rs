@@ -60,6 +60,33 @@ pub struct Plan {
     pub quota: BTreeMap<String, String>,
     /// `LimitRange` of the tenant's namespace.
     pub container_limits: ContainerLimits,
+    /// Chart values of the plan: above the chart's `values.yaml`, below an
+    /// event's `values`.
+    #[serde(default = "empty_mapping")]
+    pub values: serde_json::Value,
+    /// The value paths (dotted, e.g. `ingress.enabled`) an event's `values` may
+    /// set, each with everything under it. Empty: events may override nothing.
+    #[serde(default)]
+    pub overridable_values: Vec<String>,
+    /// How long the tenant's release may take to become ready (Deployments and
+    /// StatefulSets available, Jobs complete) before the saga fails.
+    #[serde(default = "default_readiness_timeout_secs")]
+    pub readiness_timeout_secs: u64,
+}
+
+fn empty_mapping() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+fn default_readiness_timeout_secs() -> u64 {
+    300
+}
+
+impl Plan {
+    /// [`Plan::readiness_timeout_secs`] as a duration.
+    pub fn readiness_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.readiness_timeout_secs)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,13 +94,21 @@ pub struct Plan {
 struct PlanFile {
     /// Application version installed when a request names none.
     default_app_version: String,
+    /// The chart value path that carries the tenant's application version.
+    #[serde(default = "default_app_version_value")]
+    app_version_value: String,
     plans: BTreeMap<String, Plan>,
+}
+
+fn default_app_version_value() -> String {
+    "image.tag".into()
 }
 
 /// All plans, by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanCatalog {
     default_app_version: String,
+    app_version_value: String,
     plans: BTreeMap<String, Plan>,
 }
 
@@ -196,11 +231,43 @@ impl PlanCatalog {
                     })?;
                 }
             }
+            if !plan.values.is_object() {
+                return Err(invalid(
+                    &name,
+                    "`values` must be a mapping of chart values".into(),
+                ));
+            }
+            for path in &plan.overridable_values {
+                if !is_value_path(path) {
+                    return Err(invalid(
+                        &name,
+                        format!(
+                            "overridable_values: {path:?} is not a dotted value path like `ingress.enabled`"
+                        ),
+                    ));
+                }
+            }
+            if !(1..=3600).contains(&plan.readiness_timeout_secs) {
+                return Err(invalid(
+                    &name,
+                    "readiness_timeout_secs must be between 1 and 3600".into(),
+                ));
+            }
             plan.name.clone_from(&name);
             plans.insert(name, plan);
         }
+        if !is_value_path(&file.app_version_value) {
+            return Err(PlanError::Parse {
+                path: origin.to_owned(),
+                message: format!(
+                    "app_version_value {:?} is not a dotted value path like `image.tag`",
+                    file.app_version_value
+                ),
+            });
+        }
         Ok(Self {
             default_app_version: file.default_app_version,
+            app_version_value: file.app_version_value,
             plans,
         })
     }
@@ -219,6 +286,22 @@ impl PlanCatalog {
     pub fn default_app_version(&self) -> &str {
         &self.default_app_version
     }
+
+    /// The chart value path set to the tenant's application version (`image.tag`).
+    pub fn app_version_value(&self) -> &str {
+        &self.app_version_value
+    }
+}
+
+/// `a.b.c`: non-empty segments of letters, digits, `_` and `-`.
+fn is_value_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        })
 }
 
 /// A DNS-1123 label of at most 63 characters.
@@ -321,6 +404,28 @@ mod tests {
         );
         let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
         assert!(err.contains("quotas"), "{err}");
+    }
+
+    #[test]
+    fn release_settings_are_checked() {
+        let base = "    quota: {pods: \"1\"}\n    container_limits: {default: {}, default_request: {}, max: {}}\n";
+        for (extra, expected) in [
+            ("    values: [1, 2]\n", "`values` must be a mapping"),
+            (
+                "    overridable_values: [\"ingress..enabled\"]\n",
+                "overridable_values",
+            ),
+            ("    readiness_timeout_secs: 0\n", "readiness_timeout_secs"),
+        ] {
+            let text = with_free(&format!("{base}{extra}"));
+            let err = PlanCatalog::parse(&text, "p.yaml").unwrap_err().to_string();
+            assert!(err.contains("\"free\"") && err.contains(expected), "{err}");
+        }
+        let shipped = PlanCatalog::load(None).unwrap();
+        assert_eq!(shipped.app_version_value(), "image.tag");
+        let premium = shipped.get("premium").unwrap();
+        assert!(premium.overridable_values.contains(&"config".to_owned()));
+        assert_eq!(premium.values["autoscaling"]["enabled"], true);
     }
 
     #[test]
