@@ -83,6 +83,8 @@ impl Error {
             }
             Self::Cluster(ClusterError::NamespaceTerminating(_)) => "namespace_terminating",
             Self::Cluster(ClusterError::Config(_)) => "kube_config",
+            Self::Cluster(ClusterError::UnknownKind { .. }) => "unknown_kind",
+            Self::Cluster(ClusterError::Invalid(_)) => "invalid_object",
             Self::Nats { .. } => "nats",
             Self::StateConflict { .. } => "state_conflict",
             Self::TenantBusy { .. } => "tenant_busy",

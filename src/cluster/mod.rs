@@ -4,7 +4,10 @@
 //! so repeating it is harmless. Every delete first reads the object and checks
 //! the ownership labels: the worker never changes or deletes what it does not own.
 
+pub mod dynamic;
 pub mod objects;
+pub mod readiness;
+pub mod release_records;
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -41,6 +44,10 @@ pub enum ClusterError {
     NamespaceTerminating(String),
     #[error("cannot load kubeconfig: {0}")]
     Config(String),
+    #[error("the cluster does not serve {kind} in {api_version}")]
+    UnknownKind { api_version: String, kind: String },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Whether a failed Kubernetes request can succeed if repeated: connection
@@ -66,7 +73,11 @@ impl ClusterError {
         match self {
             Self::Api(e) => is_transient_kube(e),
             Self::NamespaceTerminating(_) => true,
-            Self::NotOwned { .. } | Self::NamespaceNotOwned(_) | Self::Config(_) => false,
+            Self::NotOwned { .. }
+            | Self::NamespaceNotOwned(_)
+            | Self::Config(_)
+            | Self::UnknownKind { .. }
+            | Self::Invalid(_) => false,
         }
     }
 }
@@ -139,6 +150,7 @@ pub struct Cluster {
     client: Client,
     namespace_prefix: String,
     retry: RetryPolicy,
+    kinds: dynamic::KindCache,
 }
 
 impl Cluster {
@@ -149,6 +161,7 @@ impl Cluster {
             client,
             namespace_prefix: namespace_prefix.into(),
             retry,
+            kinds: dynamic::KindCache::default(),
         }
     }
 
