@@ -324,11 +324,14 @@ fn reject_reasons() -> Vec<RejectReason> {
         NamespaceNotOwned,
         TenantNotFound,
         InvalidValues,
+        RenderFailed,
+        ForbiddenObject,
         Superseded,
     ];
     for reason in &all {
         match reason {
-            UnknownPlan | NamespaceNotOwned | TenantNotFound | InvalidValues | Superseded => {}
+            UnknownPlan | NamespaceNotOwned | TenantNotFound | InvalidValues | RenderFailed
+            | ForbiddenObject | Superseded => {}
         }
     }
     all

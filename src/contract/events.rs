@@ -355,6 +355,12 @@ pub enum RejectReason {
     TenantNotFound,
     /// Values overrides that the plan or the chart refuses.
     InvalidValues,
+    /// The chart failed to render with these values (a template error,
+    /// `required` or `fail`).
+    RenderFailed,
+    /// The chart rendered an object that would break the tenant's isolation
+    /// (cluster-scoped, another namespace, or one the plan owns).
+    ForbiddenObject,
     /// A later event for the tenant (by stream sequence) was applied first.
     Superseded,
 }
@@ -366,6 +372,8 @@ impl RejectReason {
             Self::NamespaceNotOwned => "namespace_not_owned",
             Self::TenantNotFound => "tenant_not_found",
             Self::InvalidValues => "invalid_values",
+            Self::RenderFailed => "render_failed",
+            Self::ForbiddenObject => "forbidden_object",
             Self::Superseded => "superseded",
         }
     }
