@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::bus::TopologySettings;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
+use crate::release::Chart;
 use crate::retry::RetryPolicy;
 use crate::saga::EngineSettings;
 use crate::settings::{NatsSettings, WorkerSettings};
@@ -47,6 +48,16 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show the worker's record of tenants (KV tenant_state).
     Status(StatusArgs),
+    /// Render the chart for a tenant offline, as the worker would install it,
+    /// and print the manifests like `helm template` (no NATS, no cluster).
+    ///
+    /// Values, lowest first: the chart's values.yaml, the plan's `values` (with
+    /// the application version at the catalogue's app_version_value path),
+    /// --values. The manifests are printed in Helm's install order, hooks last,
+    /// each as `---`, `# Source: <template>` and the document; NOTES.txt is not
+    /// printed. On any error nothing is printed on stdout, the exit code is 1,
+    /// and stderr says what is wrong and where (file and line for templates).
+    Render(RenderArgs),
 }
 
 /// NATS connection.
@@ -78,6 +89,14 @@ pub struct WorkerArgs {
     /// Plan catalogue (YAML); the shipped k8s/plans.yaml when not given.
     #[arg(long, env = "TENANT_WORKER_PLANS")]
     pub plans: Option<PathBuf>,
+    /// The Helm chart (a directory in Helm's layout) installed as every
+    /// tenant's release, named after the tenant, in its namespace.
+    #[arg(
+        long,
+        env = "TENANT_WORKER_CHART",
+        default_value = "k8s/charts/tenant-app"
+    )]
+    pub chart: PathBuf,
     /// Prefix of tenant namespaces: tenant `acme` lives in `<prefix>acme`.
     #[arg(
         long,
@@ -141,6 +160,8 @@ impl WorkerArgs {
     /// [`Error::Plans`] when the plan file is unusable; [`Error::Setup`] for a bad prefix.
     pub fn settings(&self, nats_url: &str) -> Result<WorkerSettings, Error> {
         let plans = PlanCatalog::load(self.plans.as_deref())?;
+        let chart = Chart::load(&self.chart)
+            .map_err(|e| Error::Setup(format!("--chart {}: {e}", self.chart.display())))?;
         let prefix_ok = !self.namespace_prefix.is_empty()
             && self.namespace_prefix.len() <= 63 - crate::contract::MAX_TENANT_ID_LEN
             && self
@@ -161,6 +182,7 @@ impl WorkerArgs {
                 name: "tenant-worker".into(),
             },
             plans,
+            chart: std::sync::Arc::new(chart),
             namespace_prefix: self.namespace_prefix.clone(),
             engine: EngineSettings {
                 gateway_namespace: self.gateway_namespace.clone(),
@@ -305,6 +327,41 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `tenant-worker render` (see [`Command::Render`]).
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Tenant id: the release name, and the namespace `<prefix><tenant>`.
+    pub tenant: String,
+    /// The chart (a directory in Helm's layout).
+    #[arg(
+        long,
+        env = "TENANT_WORKER_CHART",
+        default_value = "k8s/charts/tenant-app"
+    )]
+    pub chart: PathBuf,
+    /// Plan whose values apply; without it, only the chart's and --values.
+    /// With it, --values may only set what the plan's overridable_values allow.
+    #[arg(long, env = "TENANT_WORKER_RENDER_PLAN")]
+    pub plan: Option<String>,
+    /// Application version, set at the catalogue's app_version_value path
+    /// (image.tag); the catalogue's default_app_version when not given.
+    #[arg(long, env = "TENANT_WORKER_RENDER_APP_VERSION")]
+    pub app_version: Option<String>,
+    /// Event values: a YAML or JSON file holding a mapping, above the plan's.
+    #[arg(long, env = "TENANT_WORKER_RENDER_VALUES")]
+    pub values: Option<PathBuf>,
+    /// Prefix of tenant namespaces: tenant `acme` renders into `<prefix>acme`.
+    #[arg(
+        long,
+        env = "TENANT_WORKER_NAMESPACE_PREFIX",
+        default_value = "tenant-"
+    )]
+    pub namespace_prefix: String,
+    /// Plan catalogue (YAML); the shipped k8s/plans.yaml when not given.
+    #[arg(long, env = "TENANT_WORKER_PLANS")]
+    pub plans: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ impl Error {
             Self::Cluster(ClusterError::Config(_)) => "kube_config",
             Self::Cluster(ClusterError::UnknownKind { .. }) => "unknown_kind",
             Self::Cluster(ClusterError::Invalid(_)) => "invalid_object",
+            Self::Cluster(ClusterError::NotReady(_)) => "not_ready",
             Self::Nats { .. } => "nats",
             Self::StateConflict { .. } => "state_conflict",
             Self::TenantBusy { .. } => "tenant_busy",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod failpoint;
 pub mod nats_server;
 pub mod plans;
+pub mod release;
 pub mod retry;
 pub mod saga;
 pub mod settings;

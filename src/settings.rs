@@ -1,12 +1,17 @@
 //! The worker's settings as the library sees them (the CLI in `config` builds
 //! them from flags and environment variables; tests build them directly).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::TopologySettings;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
+use crate::release::Chart;
 use crate::saga::EngineSettings;
+
+/// The sample chart shipped in this repository (`k8s/charts/tenant-app`).
+pub const SAMPLE_CHART_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/charts/tenant-app");
 
 /// How to reach NATS.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ impl NatsSettings {
 pub struct WorkerSettings {
     pub nats: NatsSettings,
     pub plans: PlanCatalog,
+    /// The chart installed as every tenant's release.
+    pub chart: Arc<Chart>,
     /// Namespace of tenant `t` is `<namespace_prefix><t>`.
     pub namespace_prefix: String,
     pub engine: EngineSettings,
@@ -56,6 +63,10 @@ impl WorkerSettings {
                 name: "tenant-worker".into(),
             },
             plans: PlanCatalog::load(None).expect("shipped plans are valid"),
+            chart: Arc::new(
+                Chart::load(std::path::Path::new(SAMPLE_CHART_DIR))
+                    .expect("the sample chart loads"),
+            ),
             namespace_prefix: "tenant-".into(),
             engine: EngineSettings::default(),
             topology: TopologySettings::default(),

@@ -111,6 +111,7 @@ pub async fn run(
             settings.engine.retry,
         ),
         Arc::new(settings.plans.clone()),
+        settings.chart.clone(),
         bus.clone(),
         settings.engine.clone(),
     );

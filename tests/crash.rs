@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::cluster::{ready_objects, tenant_objects, wait_objects};
+use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::process::{WorkerOptions, WorkerProcess};
 use support::*;
 use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule};
@@ -63,7 +63,12 @@ async fn assert_ready(h: &Harness, tenant: &str, id: uuid::Uuid) {
     assert_eq!(done["type"], "tenant.provisioned", "{done:#}");
     h.wait_idle().await;
     assert_eq!(completions_of(h, id).await.len(), 1, "one completion event");
-    wait_objects(&h.kube(), tenant, &ready_objects(tenant)).await;
+    wait_objects(
+        &h.kube(),
+        tenant,
+        &expected_ready_objects(&h.kube(), tenant).await,
+    )
+    .await;
     assert_eq!(
         h.kv("tenant_routes", tenant).await.expect("route")["plan"],
         "standard"
@@ -116,6 +121,7 @@ provision_crash! {
     crash_after_limit_range_before_its_log => "saga.after_apply.limit_range",
     crash_after_network_policy_before_its_log => "saga.after_apply.network_policy",
     crash_after_rbac_before_its_log => "saga.after_apply.rbac",
+    crash_after_release_before_its_log => "saga.after_apply.release",
     crash_after_deciding_before_publishing => "saga.before_publish",
     crash_after_publishing_before_the_record => "saga.after_publish",
     crash_before_the_ack => "worker.before_ack",

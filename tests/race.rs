@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use support::cluster::{ready_objects, tenant_objects};
+use support::cluster::{expected_ready_objects, tenant_objects};
 use support::process::WorkerOptions;
 use support::*;
 use tenant_worker::embedded_api::EmbeddedApiConfig;
@@ -177,7 +177,10 @@ async fn three_replicas_converge_on_the_last_intent_of_every_tenant() {
         );
         match live {
             Some(plan) => {
-                assert_eq!(tenant_objects(&kube, tenant).await, ready_objects(tenant));
+                assert_eq!(
+                    tenant_objects(&kube, tenant).await,
+                    expected_ready_objects(&kube, tenant).await
+                );
                 assert_eq!(record["status"], "ready", "{tenant} {steps:?}");
                 assert_eq!(record["plan"], plan, "{tenant} {steps:?}");
                 assert_eq!(route.expect("route")["plan"], plan);

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::cluster::{ready_objects, tenant_objects};
+use support::cluster::{expected_ready_objects, tenant_objects};
 use support::process::WorkerOptions;
 use support::*;
 use tenant_worker::embedded_api::EmbeddedApiConfig;
@@ -77,7 +77,10 @@ async fn a_nats_restart_mid_run_loses_no_event() {
     assert_eq!(h.completion_events().await.len(), events.len());
     for e in &events {
         let t = e.subject.as_str();
-        assert_eq!(tenant_objects(&h.kube(), t).await, ready_objects(t));
+        assert_eq!(
+            tenant_objects(&h.kube(), t).await,
+            expected_ready_objects(&h.kube(), t).await
+        );
         assert!(h.kv("tenant_routes", t).await.is_some());
     }
 }

@@ -12,7 +12,7 @@ use kube::api::ListParams;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cluster::{ready_objects, tenant_objects, wait_objects};
+use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::*;
 use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule, RandomFaults};
 
@@ -139,6 +139,7 @@ async fn a_permanent_fault_at_any_step_leaves_nothing_behind() {
         ("perm-limits", "limit_range", "limitranges"),
         ("perm-netpol", "network_policy", "networkpolicies"),
         ("perm-rbac", "rbac", "roles"),
+        ("perm-release", "release", "deployments"),
     ];
     let order = [
         "namespace",
@@ -146,6 +147,7 @@ async fn a_permanent_fault_at_any_step_leaves_nothing_behind() {
         "limit_range",
         "network_policy",
         "rbac",
+        "release",
     ];
     let mut events = Vec::new();
     for (tenant, _, resource) in cases {
@@ -224,7 +226,7 @@ async fn twenty_percent_transient_faults_with_latency_all_converge() {
         } else {
             assert_eq!(
                 tenant_objects(&h.kube(), tenant).await,
-                ready_objects(tenant)
+                expected_ready_objects(&h.kube(), tenant).await
             );
             let plan = if i % 4 == 0 { "premium" } else { "standard" };
             assert_eq!(h.kv("tenant_routes", tenant).await.unwrap()["plan"], plan);
@@ -350,7 +352,7 @@ async fn a_namespace_still_terminating_when_re_requested_is_waited_for() {
     h.wait_idle().await;
     assert_eq!(
         tenant_objects(&h.kube(), "again").await,
-        ready_objects("again")
+        expected_ready_objects(&h.kube(), "again").await
     );
     let ns = Api::<Namespace>::all(h.kube())
         .get("tenant-again")

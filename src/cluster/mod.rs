@@ -48,6 +48,8 @@ pub enum ClusterError {
     UnknownKind { api_version: String, kind: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("release not ready: {0}")]
+    NotReady(String),
 }
 
 /// Whether a failed Kubernetes request can succeed if repeated: connection
@@ -77,7 +79,8 @@ impl ClusterError {
             | Self::NamespaceNotOwned(_)
             | Self::Config(_)
             | Self::UnknownKind { .. }
-            | Self::Invalid(_) => false,
+            | Self::Invalid(_)
+            | Self::NotReady(_) => false,
         }
     }
 }

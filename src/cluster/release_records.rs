@@ -196,8 +196,7 @@ impl Cluster {
         Ok(releases)
     }
 
-    /// Writes (creates or replaces) the record of `release`, then deletes the
-    /// oldest records beyond [`MAX_REVISIONS`].
+    /// Writes (creates or replaces) the record of `release`.
     ///
     /// # Errors
     /// [`ClusterError::NotOwned`] when a record of that name is not ours;
@@ -207,10 +206,20 @@ impl Cluster {
         tenant: &TenantId,
         release: &Release,
     ) -> Result<(), ClusterError> {
-        self.apply(tenant, &to_secret(release, tenant)).await?;
-        let history = self
-            .release_history(&release.namespace, &release.name)
-            .await?;
+        self.apply(tenant, &to_secret(release, tenant)).await
+    }
+
+    /// Deletes the oldest records of `release` beyond [`MAX_REVISIONS`].
+    ///
+    /// # Errors
+    /// As [`Cluster::delete_owned`].
+    pub async fn prune_releases(
+        &self,
+        tenant: &TenantId,
+        namespace: &str,
+        release: &str,
+    ) -> Result<(), ClusterError> {
+        let history = self.release_history(namespace, release).await?;
         let excess = history.len().saturating_sub(MAX_REVISIONS as usize);
         for old in &history[..excess] {
             self.delete_owned::<Secret>(tenant, &old.namespace, &old.secret_name())

@@ -63,6 +63,8 @@ pub async fn run(args: DevArgs, shutdown: impl Future<Output = ()>) -> Result<()
          \x20 {bin} publish requested acme --plan standard\n\
          \x20 kubectl --kubeconfig {kubeconfig} get ns\n\
          \x20 kubectl --kubeconfig {kubeconfig} -n tenant-acme get resourcequota,limitrange,networkpolicy,serviceaccount,role,rolebinding\n\
+         \x20 kubectl --kubeconfig {kubeconfig} -n tenant-acme get deployment,service,configmap\n\
+         \x20 kubectl --kubeconfig {kubeconfig} -n tenant-acme get secret -l owner=helm   # the Helm release records\n\
          \x20 {bin} status\n\
          \x20 {bin} publish deleted acme\n\n\
          Ctrl-C stops everything.\n",

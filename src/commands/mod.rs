@@ -3,4 +3,5 @@
 
 pub mod dev;
 pub mod publish;
+pub mod render;
 pub mod status;

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tracing::{debug, info, warn};
 
 use super::execution::{StepsResult, Target};
@@ -48,6 +48,7 @@ use crate::contract::{
 use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::plans::{Plan, PlanCatalog};
+use crate::release::{Chart, merge_values};
 use crate::retry::RetryPolicy;
 
 /// The pseudo-step named in `tenant.failed` when deleting the namespace fails.
@@ -128,6 +129,8 @@ pub enum Handled {
 pub struct Engine {
     pub cluster: Cluster,
     pub plans: Arc<PlanCatalog>,
+    /// The chart every tenant's release installs.
+    pub chart: Arc<Chart>,
     pub bus: Bus,
     pub settings: EngineSettings,
     /// Set when the process is shutting down: sagas stop at the next step
@@ -140,12 +143,14 @@ impl Engine {
     pub fn new(
         cluster: Cluster,
         plans: Arc<PlanCatalog>,
+        chart: Arc<Chart>,
         bus: Bus,
         settings: EngineSettings,
     ) -> Self {
         Self {
             cluster,
             plans,
+            chart,
             bus,
             settings,
             stopping: Arc::default(),
@@ -261,7 +266,9 @@ impl Engine {
                 let outcome = match &event.intent {
                     Intent::Requested(d) => {
                         let version = d.app_version.clone();
-                        self.provision(v, event, &d.plan, version).await?
+                        // A request states the tenant's values anew.
+                        let values = Value::Object(d.values.clone().unwrap_or_default());
+                        self.provision(v, event, &d.plan, version, &values).await?
                     }
                     Intent::Upgraded(d) => self.upgrade(v, event, d).await?,
                     Intent::Deleted(_) => self.deprovision(v).await?,
@@ -321,6 +328,7 @@ impl Engine {
         event: &InboundEvent,
         plan_name: &str,
         app_version: Option<String>,
+        values: &Value,
     ) -> Result<Outcome, Error> {
         let tenant = &event.tenant_id;
         let Some(plan) = self.plans.get(plan_name) else {
@@ -349,9 +357,11 @@ impl Engine {
             status,
             plan,
             app_version: &app_version,
+            values,
             rollback,
         };
         Ok(match self.run_steps(v, event, &target).await? {
+            StepsResult::Rejected(r) => Outcome::Rejected(r),
             StepsResult::Failed(f) => Outcome::Failed(f),
             StepsResult::Done => Outcome::Provisioned(Provisioned {
                 plan: plan.name.clone(),
@@ -401,13 +411,25 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| previous_app_version.clone());
         let previous_plan = previous.name.clone();
+        // An upgrade changes the tenant's values it names and keeps the rest
+        // (a `null` removes one).
+        let values = match &d.values {
+            Some(changes) => merge_values(
+                &v.record.values,
+                &Value::Object(changes.clone()),
+                &Value::Object(Map::new()),
+            ),
+            None => v.record.values.clone(),
+        };
         let target = Target {
             status: TenantStatus::Upgrading,
             plan,
             app_version: &app_version,
+            values: &values,
             rollback: Some(previous),
         };
         Ok(match self.run_steps(v, event, &target).await? {
+            StepsResult::Rejected(r) => Outcome::Rejected(r),
             StepsResult::Failed(f) => Outcome::Failed(f),
             StepsResult::Done => Outcome::UpgradeCompleted(UpgradeCompleted {
                 previous_plan,
@@ -451,6 +473,7 @@ impl Engine {
         record.plan = None;
         record.app_version = None;
         record.release_revision = 0;
+        record.values = Value::Object(Map::new());
         Ok(Outcome::Deprovisioned(Deprovisioned {
             namespace,
             deleted_at: Timestamp::now(),

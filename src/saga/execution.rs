@@ -5,10 +5,14 @@ use std::sync::atomic::Ordering;
 
 use tracing::{Instrument, info_span, warn};
 
+use serde_json::Value;
+
 use super::engine::Engine;
+use super::prepare::ReleaseRequest;
 use super::state::{SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus};
 use super::store::Versioned;
-use crate::contract::{CompensationFailure, Failed, InboundEvent, IntentKind};
+use crate::cluster::release_records::ReleaseStatus;
+use crate::contract::{CompensationFailure, Failed, InboundEvent, IntentKind, Rejected, TenantId};
 use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::plans::Plan;
@@ -20,6 +24,9 @@ pub(super) enum StepsResult {
     Done,
     /// A step failed for good and the done steps were undone.
     Failed(Failed),
+    /// The release cannot be installed as asked (values, rendering,
+    /// isolation); nothing was changed.
+    Rejected(Rejected),
 }
 
 /// What a provisioning saga is to bring the tenant to.
@@ -28,6 +35,8 @@ pub(super) struct Target<'a> {
     pub status: TenantStatus,
     pub plan: &'a Plan,
     pub app_version: &'a str,
+    /// The tenant's own chart values (the event layer).
+    pub values: &'a Value,
     /// The plan a live tenant ran before: compensation re-applies it instead of
     /// removing the tenant.
     pub rollback: Option<&'a Plan>,
@@ -35,10 +44,12 @@ pub(super) struct Target<'a> {
 
 impl Engine {
     /// Runs the provisioning steps towards `target`, persisting the log after
-    /// each one; a resumed saga that was compensating goes on compensating. On
-    /// a permanent failure, undoes the done steps in reverse: removes them, or,
-    /// when the tenant was live, re-applies them with the plan it ran before.
-    /// Leaves the record's status, plan and version as the outcome says.
+    /// each one; a resumed saga that was compensating goes on compensating.
+    /// The release is rendered and checked first: a request that cannot be
+    /// installed is rejected before anything changes. On a permanent failure,
+    /// undoes the done steps in reverse: removes them, or, when the tenant was
+    /// live, puts back what it ran before. Leaves the record's status, plan,
+    /// version, values and release revision as the outcome says.
     pub(super) async fn run_steps(
         &self,
         v: &mut Versioned,
@@ -47,7 +58,7 @@ impl Engine {
     ) -> Result<StepsResult, Error> {
         let tenant = &event.tenant_id;
         let namespace = v.record.namespace.clone();
-        let saga = v.record.saga.as_mut().expect("acquire opened the saga");
+        let saga = v.record.saga.as_ref().expect("acquire opened the saga");
         // What the saga started with wins over what the record says now: the
         // status changed when it started.
         let rollback = match saga.rollback_plan.as_deref() {
@@ -55,10 +66,41 @@ impl Engine {
             None if saga.plan.is_some() => None,
             None => target.rollback,
         };
+        let failure = saga.failure.clone();
+        let known_revision = saga.release_revision;
+        // A saga that is undoing needs no rendering: undoing works from the
+        // release records in the cluster.
+        let spec = match failure {
+            Some(_) => None,
+            None => {
+                let history = self
+                    .cluster
+                    .release_history(&namespace, tenant.as_str())
+                    .await?;
+                let revision =
+                    known_revision.unwrap_or_else(|| history.last().map_or(1, |r| r.version + 1));
+                let request = ReleaseRequest {
+                    tenant,
+                    namespace: &namespace,
+                    plan: target.plan,
+                    app_version: target.app_version,
+                    values: target.values,
+                    revision,
+                    is_upgrade: history.iter().any(|r| r.version < revision),
+                };
+                match self.prepare_release(&request).await? {
+                    Ok(spec) => Some(spec),
+                    Err(rejected) => return Ok(StepsResult::Rejected(rejected)),
+                }
+            }
+        };
+        let saga = v.record.saga.as_mut().expect("acquire opened the saga");
         saga.plan = Some(target.plan.name.clone());
         saga.app_version = Some(target.app_version.to_owned());
         saga.rollback_plan = rollback.map(|p| p.name.clone());
-        let failure = saga.failure.clone();
+        if let Some(spec) = &spec {
+            saga.release_revision = Some(spec.revision);
+        }
         v.record.status = target.status;
         self.save(v).await?;
         let ctx = StepContext {
@@ -67,6 +109,7 @@ impl Engine {
             namespace: &namespace,
             plan: target.plan,
             gateway_namespace: &self.settings.gateway_namespace,
+            release: spec.as_ref(),
         };
         let failure = match failure {
             Some(failure) => failure,
@@ -76,6 +119,8 @@ impl Engine {
                     record.status = TenantStatus::Ready;
                     record.plan = Some(target.plan.name.clone());
                     record.app_version = Some(target.app_version.to_owned());
+                    record.values = target.values.clone();
+                    record.release_revision = spec.map_or(record.release_revision, |s| s.revision);
                     return Ok(StepsResult::Done);
                 }
                 Some(failure) => failure,
@@ -84,17 +129,40 @@ impl Engine {
         let intent = event.intent.kind();
         let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
         Self::settle_failure(&mut v.record, rollback.is_some(), &failed);
+        v.record.release_revision = self.deployed_revision(&namespace, tenant).await?;
         Ok(StepsResult::Failed(failed))
     }
 
-    /// Applies every step, logging each. Returns the permanent failure, if any
-    /// (already written into the log with the phase set to compensating).
+    /// The revision of the tenant's release that is deployed now (0: none).
+    pub(super) async fn deployed_revision(
+        &self,
+        namespace: &str,
+        tenant: &TenantId,
+    ) -> Result<u32, Error> {
+        let history = self
+            .cluster
+            .release_history(namespace, tenant.as_str())
+            .await?;
+        Ok(history
+            .iter()
+            .rev()
+            .find(|r| r.info.status == ReleaseStatus::Deployed)
+            .map_or(0, |r| r.version))
+    }
+
+    /// Applies every step not yet done, logging each. Returns the permanent
+    /// failure, if any (already written into the log with the phase set to
+    /// compensating).
     pub(super) async fn forward(
         &self,
         v: &mut Versioned,
         ctx: &StepContext<'_>,
     ) -> Result<Option<StepFailure>, Error> {
         for step in Step::PROVISION {
+            // Resuming: a step this saga logged as done is not run again.
+            if v.record.saga.as_ref().is_some_and(|s| s.is_done(step)) {
+                continue;
+            }
             self.check_stopping()?;
             let applying = step
                 .apply(ctx)
@@ -169,13 +237,7 @@ impl Engine {
             self.check_stopping()?;
             let undoing = async {
                 match rollback {
-                    Some(previous) => {
-                        let back = StepContext {
-                            plan: previous,
-                            ..*ctx
-                        };
-                        step.apply(&back).await
-                    }
+                    Some(previous) => step.roll_back(ctx, previous).await,
                     None => step.compensate(ctx).await,
                 }
             }

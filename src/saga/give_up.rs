@@ -200,6 +200,7 @@ impl Engine {
             namespace: &namespace,
             plan,
             gateway_namespace: &self.settings.gateway_namespace,
+            release: None,
         };
         let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
         Self::settle_failure(&mut v.record, rollback.is_some(), &failed);

@@ -14,6 +14,7 @@ mod execution;
 mod give_up;
 mod lease;
 mod ordering;
+mod prepare;
 pub mod state;
 pub mod store;
 

@@ -123,6 +123,10 @@ pub struct SagaLog {
     /// removing the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_plan: Option<String>,
+    /// The release revision the saga installs, fixed when it starts so that a
+    /// resumed saga installs the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_revision: Option<u32>,
     pub steps: Vec<StepEntry>,
     /// Set when a step failed for good (phase `compensating`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +153,7 @@ impl SagaLog {
             plan: None,
             app_version: None,
             rollback_plan: None,
+            release_revision: None,
             steps: Vec::new(),
             failure: None,
             attempts: Vec::new(),
@@ -211,9 +216,12 @@ pub struct TenantRecord {
     pub plan: Option<String>,
     #[serde(default)]
     pub app_version: Option<String>,
-    /// Helm release revision installed (0: none yet).
+    /// Helm release revision deployed (0: none).
     #[serde(default)]
     pub release_revision: u32,
+    /// The tenant's own chart values (from its events), kept across upgrades.
+    #[serde(default = "empty_values", skip_serializing_if = "is_empty_values")]
+    pub values: Value,
     /// Highest `TENANT_LIFECYCLE` sequence applied; older intents are superseded.
     #[serde(default)]
     pub last_sequence: u64,
@@ -230,6 +238,14 @@ pub struct TenantRecord {
     pub updated_at: Timestamp,
 }
 
+fn empty_values() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+fn is_empty_values(v: &Value) -> bool {
+    v.as_object().is_some_and(serde_json::Map::is_empty)
+}
+
 impl TenantRecord {
     /// A record for a tenant the worker has not seen before.
     pub fn new(tenant_id: TenantId, namespace: String) -> Self {
@@ -240,6 +256,7 @@ impl TenantRecord {
             plan: None,
             app_version: None,
             release_revision: 0,
+            values: empty_values(),
             last_sequence: 0,
             last_event: None,
             recent_event_ids: VecDeque::new(),

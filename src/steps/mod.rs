@@ -12,6 +12,7 @@ mod namespace;
 mod network_policy;
 mod quota;
 mod rbac;
+pub mod release;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,16 +35,19 @@ pub enum Step {
     NetworkPolicy,
     /// ServiceAccount, Role and RoleBinding for the tenant's admins.
     Rbac,
+    /// The tenant's application: a Helm-compatible release of the chart.
+    Release,
 }
 
 impl Step {
     /// The steps that provision (or re-size) a tenant, in order.
-    pub const PROVISION: [Step; 5] = [
+    pub const PROVISION: [Step; 6] = [
         Step::Namespace,
         Step::ResourceQuota,
         Step::LimitRange,
         Step::NetworkPolicy,
         Step::Rbac,
+        Step::Release,
     ];
 
     /// The name used in logs, the step log and `tenant.failed`.
@@ -54,6 +58,7 @@ impl Step {
             Self::LimitRange => "limit_range",
             Self::NetworkPolicy => "network_policy",
             Self::Rbac => "rbac",
+            Self::Release => "release",
         }
     }
 
@@ -68,6 +73,7 @@ impl Step {
             Self::LimitRange => limit_range::apply(ctx).await,
             Self::NetworkPolicy => network_policy::apply(ctx).await,
             Self::Rbac => rbac::apply(ctx).await,
+            Self::Release => release::apply(ctx).await,
         }
     }
 
@@ -82,6 +88,30 @@ impl Step {
             Self::LimitRange => limit_range::compensate(ctx).await,
             Self::NetworkPolicy => network_policy::compensate(ctx).await,
             Self::Rbac => rbac::compensate(ctx).await,
+            Self::Release => release::uninstall(ctx).await,
+        }
+    }
+
+    /// Undoes the step for a tenant that was live on `previous`: puts back what
+    /// it ran before (the previous plan's objects; for the release, a rollback
+    /// to the last good revision).
+    ///
+    /// # Errors
+    /// [`ClusterError`]; `is_transient` says whether a retry can succeed.
+    pub async fn roll_back(
+        self,
+        ctx: &StepContext<'_>,
+        previous: &Plan,
+    ) -> Result<(), ClusterError> {
+        match self {
+            Self::Release => release::rollback(ctx, previous.readiness_timeout()).await,
+            _ => {
+                self.apply(&StepContext {
+                    plan: previous,
+                    ..*ctx
+                })
+                .await
+            }
         }
     }
 }
@@ -99,6 +129,8 @@ pub struct StepContext<'a> {
     pub namespace: &'a str,
     pub plan: &'a Plan,
     pub gateway_namespace: &'a str,
+    /// The rendered release this saga installs (absent when only undoing).
+    pub release: Option<&'a release::ReleaseSpec>,
 }
 
 impl StepContext<'_> {

@@ -2,12 +2,19 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tenant_worker::cluster::release_records::{Release, ReleaseStatus, decode};
 use tenant_worker::contract::TENANT_LABEL;
 
 use super::PATIENCE;
@@ -33,7 +40,8 @@ where
         .collect()
 }
 
-/// Every object in the cluster labelled for `tenant`, as `Kind/namespace/name`, sorted.
+/// Every object in the cluster labelled for `tenant` (the isolation objects
+/// and every kind a release can hold), as `Kind/namespace/name`, sorted.
 pub async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     let selector = format!("{TENANT_LABEL}={tenant}");
     let mut all = list::<Namespace>(kube, &selector).await;
@@ -43,11 +51,61 @@ pub async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     all.extend(list::<ServiceAccount>(kube, &selector).await);
     all.extend(list::<Role>(kube, &selector).await);
     all.extend(list::<RoleBinding>(kube, &selector).await);
+    all.extend(list::<Deployment>(kube, &selector).await);
+    all.extend(list::<StatefulSet>(kube, &selector).await);
+    all.extend(list::<Job>(kube, &selector).await);
+    all.extend(list::<Service>(kube, &selector).await);
+    all.extend(list::<ConfigMap>(kube, &selector).await);
+    all.extend(list::<Secret>(kube, &selector).await);
+    all.extend(list::<Ingress>(kube, &selector).await);
+    all.extend(list::<HorizontalPodAutoscaler>(kube, &selector).await);
+    all.extend(list::<PodDisruptionBudget>(kube, &selector).await);
     all.sort();
     all
 }
 
-/// The objects a ready tenant has.
+/// The Helm release records of `tenant`, oldest first, decoded.
+pub async fn releases(kube: &kube::Client, tenant: &str) -> Vec<Release> {
+    let mut out: Vec<Release> =
+        Api::<Secret>::namespaced(kube.clone(), &format!("tenant-{tenant}"))
+            .list(&ListParams::default().labels(&format!("owner=helm,name={tenant}")))
+            .await
+            .expect("list release records")
+            .items
+            .iter()
+            .map(|s| decode(&s.data.as_ref().expect("data")["release"].0).expect("a Helm record"))
+            .collect();
+    out.sort_by_key(|r| r.version);
+    out
+}
+
+/// What a ready tenant has: the isolation objects, the objects of its deployed
+/// release revision's manifest, and the release records. Panics when no
+/// revision is deployed.
+pub async fn expected_ready_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
+    let ns = format!("tenant-{tenant}");
+    let history = releases(kube, tenant).await;
+    let deployed = history
+        .iter()
+        .rev()
+        .find(|r| r.info.status == ReleaseStatus::Deployed)
+        .unwrap_or_else(|| panic!("{tenant} has no deployed release: {history:#?}"));
+    let mut all = ready_objects(tenant);
+    for object in tenant_worker::steps::release::manifest_objects(&deployed.manifest) {
+        all.push(format!(
+            "{}/{ns}/{}",
+            object["kind"].as_str().unwrap(),
+            object["metadata"]["name"].as_str().unwrap()
+        ));
+    }
+    for r in &history {
+        all.push(format!("Secret/{ns}/{}", r.secret_name()));
+    }
+    all.sort();
+    all
+}
+
+/// The isolation objects of a ready tenant (without its release).
 pub fn ready_objects(tenant: &str) -> Vec<String> {
     let ns = format!("tenant-{tenant}");
     let mut v = vec![

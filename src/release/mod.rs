@@ -1,0 +1,22 @@
+//! Helm-compatible releases: charts in Helm's layout, rendered exactly as
+//! Helm v4 renders them (Go templates with Helm's and Sprig's functions),
+//! values coalesced as Helm coalesces them, and the rendered objects in
+//! Helm's install order.
+//!
+//! The flow of a release: [`Chart::load`], [`merge_values`] (chart defaults,
+//! plan, event), [`check_overridable`] (the event only sets what the plan
+//! allows), [`validate_against_schema`], [`render()`], [`manifests`],
+//! [`sort_for_install`].
+
+pub mod chart;
+pub mod manifest;
+pub mod render;
+pub mod values;
+
+pub use chart::{Chart, ChartError, ChartMetadata};
+pub use manifest::{Manifest, ManifestError, manifests, sort_for_install};
+pub use render::{Capabilities, ReleaseInfo, RenderError, RenderErrorKind, render};
+pub use values::{
+    ReleaseValues, ValuesError, check_overridable, merge_values, release_values, set_path,
+    validate_against_schema,
+};

@@ -1,0 +1,160 @@
+//! Helm's own functions (`include`, `tpl`, `required`, `fail`, `lookup`),
+//! and the Sprig and Helm functions this renderer refuses: they give a
+//! different result at each render (time, randomness, new keys and
+//! certificates) or reach outside the chart, and a release must render the
+//! same way every time it is rendered.
+
+use gotmpl::Value;
+
+use super::{Cx, FnError, FnResult, P, map_value, s, spec, str_arg};
+
+pub(super) const FUNCS: &[super::FuncSpec] = &[
+    spec("include", &[P::Str, P::Any], None, include),
+    spec("tpl", &[P::Str, P::Any], None, tpl),
+    spec("required", &[P::Str, P::Any], None, |_, a| match &a[1] {
+        Value::Nil => Err(FnError::Helm(str_arg(&a[0]).to_owned())),
+        Value::String(v) if v.is_empty() => Err(FnError::Helm(str_arg(&a[0]).to_owned())),
+        v => Ok(v.clone()),
+    }),
+    spec("fail", &[P::Str], None, |_, a| {
+        Err(FnError::Helm(str_arg(&a[0]).to_owned()))
+    }),
+    // `helm template` has no cluster: lookups find nothing.
+    spec("lookup", &[P::Str, P::Str, P::Str, P::Str], None, |_, _| {
+        Ok(map_value(Default::default()))
+    }),
+    nondeterministic("now"),
+    nondeterministic("date"),
+    nondeterministic("dateInZone"),
+    nondeterministic("date_in_zone"),
+    nondeterministic("dateModify"),
+    nondeterministic("date_modify"),
+    nondeterministic("mustDateModify"),
+    nondeterministic("must_date_modify"),
+    nondeterministic("htmlDate"),
+    nondeterministic("htmlDateInZone"),
+    nondeterministic("toDate"),
+    nondeterministic("mustToDate"),
+    nondeterministic("unixEpoch"),
+    nondeterministic("ago"),
+    nondeterministic("randAlphaNum"),
+    nondeterministic("randAlpha"),
+    nondeterministic("randAscii"),
+    nondeterministic("randNumeric"),
+    nondeterministic("randBytes"),
+    nondeterministic("randInt"),
+    nondeterministic("shuffle"),
+    nondeterministic("uuidv4"),
+    nondeterministic("genCA"),
+    nondeterministic("genCAWithKey"),
+    nondeterministic("genSelfSignedCert"),
+    nondeterministic("genSelfSignedCertWithKey"),
+    nondeterministic("genSignedCert"),
+    nondeterministic("genSignedCertWithKey"),
+    nondeterministic("genPrivateKey"),
+    nondeterministic("buildCustomCert"),
+    nondeterministic("bcrypt"),
+    nondeterministic("htpasswd"),
+    nondeterministic("encryptAES"),
+    nondeterministic("decryptAES"),
+    nondeterministic("getHostByName"),
+    not_implemented("duration"),
+    not_implemented("durationRound"),
+    not_implemented("derivePassword"),
+    not_implemented("urlParse"),
+    not_implemented("urlJoin"),
+    not_implemented("toToml"),
+    not_implemented("fromToml"),
+    not_implemented("toYamlPretty"),
+    not_implemented("wrap"),
+    not_implemented("wrapWith"),
+    not_implemented("abbrevboth"),
+];
+
+fn called_name(cx: &Cx<'_>) -> &'static str {
+    match &cx.site.kind {
+        crate::release::render::state::SiteKind::Call { func, .. } => func.name,
+        _ => "?",
+    }
+}
+
+/// A function whose result changes from render to render: refused when a
+/// template calls it (a template that only mentions it still parses, as in
+/// Helm).
+const fn nondeterministic(name: &'static str) -> super::FuncSpec {
+    spec(name, &[], Some(P::Any), |cx, _| {
+        Err(FnError::Call(format!(
+            "function {:?} is not supported by tenant-worker: a release must render the same way every time, without the clock, randomness, new keys or the network",
+            called_name(cx)
+        )))
+    })
+}
+
+/// A Sprig or Helm function this renderer does not implement (yet).
+const fn not_implemented(name: &'static str) -> super::FuncSpec {
+    spec(name, &[], Some(P::Any), |cx, _| {
+        Err(FnError::Call(format!(
+            "function {:?} is not implemented by tenant-worker's chart renderer",
+            called_name(cx)
+        )))
+    })
+}
+
+fn include(cx: &Cx<'_>, a: &[Value]) -> FnResult {
+    let name = str_arg(&a[0]);
+    let Some(template) = cx.state.template() else {
+        return Err(FnError::Call("templates are not ready".into()));
+    };
+    if template.lookup(name).is_none() {
+        return Err(FnError::Call(format!(
+            "template: no template {name:?} associated with template \"gotpl\""
+        )));
+    }
+    if !cx.state.enter_include(name) {
+        return Err(FnError::Call(format!(
+            "rendering template has a nested reference name: {name}: unable to execute template"
+        )));
+    }
+    let result = template.execute_template_to_string(name, &a[1]);
+    cx.state.leave_include(name);
+    match result {
+        Ok(out) => Ok(s(&out)),
+        Err(_) if cx.state.has_failure() => Err(FnError::Nested {
+            prefix: String::new(),
+        }),
+        Err(e) => Err(FnError::Call(e.to_string())),
+    }
+}
+
+fn tpl(cx: &Cx<'_>, a: &[Value]) -> FnResult {
+    let src = str_arg(&a[0]);
+    let vals = &a[1];
+    let field = |path: &str| -> Result<String, FnError> {
+        vals.field("Template")
+            .and_then(|t| t.field(path))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                FnError::Call(format!(
+                    "cannot retrieve Template.{path} from values inside tpl function: {src}"
+                ))
+            })
+    };
+    let name = field("Name")?;
+    field("BasePath")?;
+    if crate::release::render::stack_used() > crate::release::render::STACK_BUDGET {
+        return Err(FnError::Call(format!("{name}: tpl nested too deep")));
+    }
+    let wrap = |inner: String| format!("error during tpl function execution for {src:?}: {inner}");
+    let out = crate::release::render::run_tpl(cx.state, &name, src, vals).map_err(|e| match e {
+        crate::release::render::TplError::Parse(p) => FnError::Call(wrap(format!(
+            "parse error at ({}:{}): {}",
+            p.file, p.line, p.message
+        ))),
+        crate::release::render::TplError::Nested => FnError::Nested {
+            prefix: wrap(String::new()),
+        },
+        crate::release::render::TplError::Other(m) => FnError::Call(wrap(m)),
+    })?;
+    Ok(s(&out.replace("<no value>", "")))
+}

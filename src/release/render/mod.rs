@@ -1,0 +1,605 @@
+//! Rendering a chart as Helm v4 renders it (`helm template`): every
+//! template file parsed into one template set (so `define`s are shared),
+//! executed with `.Values`, `.Release`, `.Chart`, `.Capabilities`,
+//! `.Template` and `.Files`, with Go's text/template semantics and the
+//! Helm and Sprig functions.
+//!
+//! gotmpl, a port of Go's text/template, parses and executes. What it does
+//! differently from Go (untyped values, no positions in runtime errors, no
+//! methods, immutable maps) is made up for by rewriting the parsed trees
+//! (`rewrite`) to call internal functions (`state`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use gotmpl::{MissingKey, Value};
+
+use super::chart::{Chart, ChartMetadata};
+
+pub(crate) mod files;
+pub(crate) mod functions;
+pub(crate) mod gofmt;
+pub(crate) mod gojson;
+pub(crate) mod goyaml;
+pub(crate) mod objects;
+mod rewrite;
+pub(crate) mod semver;
+pub(crate) mod state;
+
+use objects::{Kind, Objects};
+use rewrite::{ParseError, Rewriter};
+use state::{Failure, State};
+
+/// The release a chart is rendered for (`.Release`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    /// `.Release.Name`.
+    pub name: String,
+    /// `.Release.Namespace`.
+    pub namespace: String,
+    /// `.Release.Revision`: 1 for an install, one more for each upgrade.
+    pub revision: u32,
+    /// `.Release.IsInstall`.
+    pub is_install: bool,
+    /// `.Release.IsUpgrade`.
+    pub is_upgrade: bool,
+}
+
+/// What the cluster offers (`.Capabilities`).
+///
+/// [`Capabilities::default`] is what Helm v4.2 uses without a cluster
+/// (`helm template`): Kubernetes v1.36.0 and the API group versions of
+/// Helm's built-in scheme, so that charts render here exactly as there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `.Capabilities.KubeVersion.Version`, like `v1.36.0`.
+    pub kube_version: String,
+    /// `.Capabilities.APIVersions`: group versions (`apps/v1`), and
+    /// `group/version/Kind` entries when a cluster reports them.
+    pub api_versions: Vec<String>,
+    /// `.Capabilities.HelmVersion.Version`.
+    pub helm_version: String,
+}
+
+/// The group versions Helm v4.2 offers when it has no cluster: client-go's
+/// scheme and the apiextensions groups, in Helm's order.
+const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha2",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            kube_version: "v1.36.0".into(),
+            api_versions: DEFAULT_API_VERSIONS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            helm_version: "v4.2.3".into(),
+        }
+    }
+}
+
+impl Capabilities {
+    fn kube_parts(&self) -> (String, String) {
+        let v = semver::Version::parse(&self.kube_version).ok();
+        (
+            v.as_ref().map_or_else(String::new, |v| v.major.to_string()),
+            v.as_ref().map_or_else(String::new, |v| v.minor.to_string()),
+        )
+    }
+}
+
+/// What kind of failure a [`RenderError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderErrorKind {
+    /// A template does not parse (or calls a function that does not exist).
+    Parse,
+    /// `required` or `fail`: the chart's own message.
+    Fail,
+    /// Anything else that fails while executing a template.
+    Execution,
+}
+
+/// A template that cannot be rendered: the file, the line (and column, for
+/// execution errors) in Helm's terms, and what is wrong. Displays as Helm
+/// does: `execution error at (tenant-app/templates/deployment.yaml:12:23):
+/// image.repository is required`, `parse error at (...:7): function "x" not
+/// defined`, or Go's `template: ...: executing "..." at <...>: ...` chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError {
+    /// The template file (`<chart>/templates/<path>`): for a failure inside
+    /// an `include`, the file with the outermost call, as Helm reports it.
+    pub template: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Column as Go counts it (byte offset in the line, from 0), when known.
+    pub column: Option<usize>,
+    /// Parse, `required`/`fail`, or another execution failure.
+    pub kind: RenderErrorKind,
+    /// What is wrong; for [`RenderErrorKind::Fail`] the chart's message, verbatim.
+    pub message: String,
+    /// Go's trace from the outermost call site to the failure.
+    trace: String,
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.kind, self.line, self.column) {
+            (RenderErrorKind::Parse, Some(l), _) => write!(
+                f,
+                "parse error at ({}:{l}): {}",
+                self.template, self.message
+            ),
+            (RenderErrorKind::Fail, Some(l), Some(c)) => {
+                write!(
+                    f,
+                    "execution error at ({}:{l}:{c}): {}",
+                    self.template, self.message
+                )
+            }
+            (_, Some(_), Some(_)) => f.write_str(&self.trace),
+            _ => write!(
+                f,
+                "execution error in ({}): {}",
+                self.template, self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+impl RenderError {
+    fn parse(e: ParseError) -> Self {
+        RenderError {
+            template: e.file,
+            line: Some(e.line),
+            column: None,
+            kind: RenderErrorKind::Parse,
+            trace: String::new(),
+            message: e.message,
+        }
+    }
+
+    fn from_failure(f: Failure) -> Self {
+        let mut trace = String::new();
+        for frame in f.frames.iter().rev() {
+            trace.push_str(&format!(
+                "template: {}:{}:{}: executing {:?} at <{}>: {}",
+                frame.loc.file,
+                frame.loc.line,
+                frame.loc.col,
+                frame.exec.as_ref(),
+                frame.context,
+                frame.prefix
+            ));
+        }
+        trace.push_str(&f.message);
+        let outer = f.frames.last();
+        RenderError {
+            template: outer.map_or_else(String::new, |o| o.loc.file.to_string()),
+            line: outer.map(|o| o.loc.line),
+            column: outer.map(|o| o.loc.col),
+            kind: if f.helm {
+                RenderErrorKind::Fail
+            } else {
+                RenderErrorKind::Execution
+            },
+            message: f.message,
+            trace,
+        }
+    }
+
+    fn unlocated(template: &str, message: String) -> Self {
+        RenderError {
+            template: template.to_owned(),
+            line: None,
+            column: None,
+            kind: RenderErrorKind::Execution,
+            trace: String::new(),
+            message,
+        }
+    }
+}
+
+/// The stack of the rendering thread: Helm allows 1000 nested `include`s of
+/// one template, each a few frames of the template engine deep (tens of KiB
+/// in a debug build). Only the pages used are committed.
+const RENDER_STACK: usize = 256 << 20;
+
+/// How much of [`RENDER_STACK`] `include` and `tpl` may use before they fail
+/// instead of overflowing it (a stack overflow aborts the whole process).
+pub(crate) const STACK_BUDGET: usize = RENDER_STACK - (32 << 20);
+
+thread_local! {
+    /// Address near the top of the rendering thread's stack.
+    static STACK_TOP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// An address in the current stack frame.
+fn stack_address() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// How many bytes of the rendering thread's stack are in use.
+pub(crate) fn stack_used() -> usize {
+    let top = STACK_TOP.with(std::cell::Cell::get);
+    if top == 0 {
+        0
+    } else {
+        top.saturating_sub(stack_address())
+    }
+}
+
+/// Renders every template of `chart` (not the `_` partials; `NOTES.txt`
+/// included) with `values` (the final values: see
+/// [`super::merge_values`]), returning template name -> text, as Helm's
+/// engine does (`<no value>` removed).
+///
+/// Renders on a dedicated thread (deep `include` recursion needs stack), so
+/// call it from blocking code (`spawn_blocking` in async code).
+///
+/// # Errors
+/// The first template that does not parse (all are parsed before any runs),
+/// else the first that fails, with its position (see [`RenderError`]).
+pub fn render(
+    chart: &Chart,
+    values: &serde_json::Value,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("chart-render".into())
+            .stack_size(RENDER_STACK)
+            .spawn_scoped(scope, || render_here(chart, values, release, caps))
+            .map_err(|e| {
+                RenderError::unlocated(
+                    &chart.metadata.name,
+                    format!("cannot start the rendering thread: {e}"),
+                )
+            })?;
+        match worker.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+fn key(k: &str) -> Arc<str> {
+    Arc::from(k)
+}
+
+fn str_v(s: &str) -> Value {
+    Value::String(s.into())
+}
+
+fn map_v(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(Arc::new(
+        entries.into_iter().map(|(k, v)| (key(k), v)).collect(),
+    ))
+}
+
+fn list_v(items: Vec<Value>) -> Value {
+    Value::List(items.into())
+}
+
+/// `.Chart`: Helm v4 passes the metadata as a map with Go's field names.
+fn chart_value(m: &ChartMetadata) -> Value {
+    map_v(vec![
+        ("APIVersion", str_v(&m.api_version)),
+        (
+            "Annotations",
+            map_v(
+                m.annotations
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), str_v(v)))
+                    .collect(),
+            ),
+        ),
+        ("AppVersion", str_v(&m.app_version)),
+        ("Condition", str_v("")),
+        ("Dependencies", list_v(Vec::new())),
+        ("Deprecated", Value::Bool(m.deprecated)),
+        ("Description", str_v(&m.description)),
+        ("Home", str_v(&m.home)),
+        ("Icon", str_v(&m.icon)),
+        ("IsRoot", Value::Bool(true)),
+        (
+            "Keywords",
+            list_v(m.keywords.iter().map(|k| str_v(k)).collect()),
+        ),
+        ("KubeVersion", str_v(&m.kube_version)),
+        (
+            "Maintainers",
+            list_v(
+                m.maintainers
+                    .iter()
+                    .map(|p| {
+                        map_v(vec![
+                            ("Name", str_v(&p.name)),
+                            ("Email", str_v(&p.email)),
+                            ("URL", str_v(&p.url)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("Name", str_v(&m.name)),
+        (
+            "Sources",
+            list_v(m.sources.iter().map(|k| str_v(k)).collect()),
+        ),
+        ("Tags", str_v("")),
+        ("Type", str_v(&m.chart_type)),
+        ("Version", str_v(&m.version)),
+    ])
+}
+
+fn capabilities_value(objects: &Objects, caps: &Capabilities) -> Value {
+    let (major, minor) = caps.kube_parts();
+    let kube = objects.register(
+        map_v(vec![
+            ("Version", str_v(&caps.kube_version)),
+            ("Major", str_v(&major)),
+            ("Minor", str_v(&minor)),
+        ]),
+        Kind::KubeVersion,
+    );
+    let apis = objects.register(
+        list_v(caps.api_versions.iter().map(|a| str_v(a)).collect()),
+        Kind::ApiVersions,
+    );
+    let client = format!("v{major}.{minor}");
+    let helm = objects.register(
+        map_v(vec![
+            ("Version", str_v(&caps.helm_version)),
+            ("GitCommit", str_v("")),
+            ("GitTreeState", str_v("")),
+            ("GoVersion", str_v("")),
+            ("KubeClientVersion", str_v(&client)),
+        ]),
+        Kind::HelmVersion,
+    );
+    objects.register(
+        map_v(vec![
+            ("KubeVersion", kube),
+            ("APIVersions", apis),
+            ("HelmVersion", helm),
+        ]),
+        Kind::Capabilities,
+    )
+}
+
+/// Helm's parse order: deeper paths first, then reverse lexical order; a
+/// later non-empty `define` replaces an earlier one.
+fn parse_order(names: &mut [&str]) {
+    names.sort_by(|a, b| {
+        let (ca, cb) = (a.matches('/').count(), b.matches('/').count());
+        cb.cmp(&ca).then_with(|| b.cmp(a))
+    });
+}
+
+fn register_tree(
+    t: gotmpl::Template,
+    seen: &mut HashSet<String>,
+    name: &str,
+    tree: gotmpl::parse::ListNode,
+) -> gotmpl::Template {
+    // Go's `associate`: an empty body does not replace an existing template.
+    if tree.is_empty_tree() && seen.contains(name) {
+        return t;
+    }
+    seen.insert(name.to_owned());
+    t.add_parse_tree(name, tree)
+}
+
+fn render_here(
+    chart: &Chart,
+    values: &serde_json::Value,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    STACK_TOP.with(|t| t.set(stack_address()));
+    let objects = Objects::default();
+    let files = files::files_value(&objects, &chart.files);
+    let caps_v = capabilities_value(&objects, caps);
+    let state = Arc::new(State::new(objects));
+
+    let sources: BTreeMap<&str, &str> = chart
+        .templates
+        .iter()
+        .map(|t| (t.name.as_str(), t.source.as_str()))
+        .collect();
+    let mut order: Vec<&str> = sources.keys().copied().collect();
+    parse_order(&mut order);
+
+    let mut parsed = Vec::with_capacity(order.len());
+    for name in &order {
+        parsed.push((
+            *name,
+            rewrite::parse(name, sources[name]).map_err(RenderError::parse)?,
+        ));
+    }
+    let mut names: HashSet<String> = order.iter().map(|n| (*n).to_owned()).collect();
+    for (_, p) in &parsed {
+        names.extend(p.defines.iter().map(|d| d.name.to_string()));
+    }
+    let mut template = gotmpl::Template::new("gotpl")
+        .missing_key(MissingKey::ZeroValue)
+        .funcs(state.internal_funcs());
+    let mut seen = HashSet::new();
+    for (name, p) in parsed {
+        let src = sources[name];
+        let tree = Rewriter::new(&state, name, src, name, &names)
+            .list(p.tree)
+            .map_err(RenderError::parse)?;
+        template = register_tree(template, &mut seen, name, tree);
+        for d in p.defines {
+            let body = Rewriter::new(&state, name, src, &d.name, &names)
+                .list(d.body)
+                .map_err(RenderError::parse)?;
+            template = register_tree(template, &mut seen, &d.name, body);
+        }
+    }
+    state.set_template(template);
+    let template = state
+        .template()
+        .ok_or_else(|| RenderError::unlocated(&chart.metadata.name, "no templates".into()))?;
+
+    let values_v = match values {
+        serde_json::Value::Object(_) => gojson::from_serde(values),
+        _ => map_v(Vec::new()),
+    };
+    let release_v = map_v(vec![
+        ("Name", str_v(&release.name)),
+        ("Namespace", str_v(&release.namespace)),
+        ("Revision", Value::Int(i64::from(release.revision))),
+        ("IsInstall", Value::Bool(release.is_install)),
+        ("IsUpgrade", Value::Bool(release.is_upgrade)),
+        ("Service", str_v("Helm")),
+    ]);
+    let chart_v = chart_value(&chart.metadata);
+    let base_path = format!("{}/templates", chart.metadata.name);
+
+    let mut out = BTreeMap::new();
+    for name in order {
+        if name.rsplit('/').next().is_some_and(|b| b.starts_with('_')) {
+            continue;
+        }
+        let data = map_v(vec![
+            ("Capabilities", caps_v.clone()),
+            ("Chart", chart_v.clone()),
+            ("Files", files.clone()),
+            ("Release", release_v.clone()),
+            ("Subcharts", map_v(Vec::new())),
+            (
+                "Template",
+                map_v(vec![("Name", str_v(name)), ("BasePath", str_v(&base_path))]),
+            ),
+            ("Values", values_v.clone()),
+        ]);
+        match template.execute_template_to_string(name, &data) {
+            Ok(text) => {
+                out.insert(name.to_owned(), text.replace("<no value>", ""));
+            }
+            Err(e) => {
+                return Err(match state.take_failure() {
+                    Some(f) => RenderError::from_failure(f),
+                    None => RenderError::unlocated(name, e.to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Why `tpl` failed.
+pub(crate) enum TplError {
+    Parse(ParseError),
+    /// The failure is recorded in the state.
+    Nested,
+    Other(String),
+}
+
+/// Helm's `tpl`: `src` parsed as a template named `name` (the calling
+/// template's name) in a copy of the chart's template set, and executed
+/// with `vals`.
+pub(crate) fn run_tpl(
+    state: &Arc<State>,
+    name: &str,
+    src: &str,
+    vals: &Value,
+) -> Result<String, TplError> {
+    let base = state
+        .template()
+        .ok_or_else(|| TplError::Other("templates are not ready".into()))?;
+    let parsed = rewrite::parse(name, src).map_err(TplError::Parse)?;
+    let mut names: HashSet<String> = base.templates().into_iter().map(str::to_owned).collect();
+    names.insert(name.to_owned());
+    names.extend(parsed.defines.iter().map(|d| d.name.to_string()));
+    let tree = Rewriter::new(state, name, src, name, &names)
+        .list(parsed.tree)
+        .map_err(TplError::Parse)?;
+    let mut t = (*base).clone().add_parse_tree(name, tree);
+    for d in parsed.defines {
+        // Helm adds the chart's templates after the tpl text: theirs win.
+        if base.lookup(&d.name).is_none() {
+            let body = Rewriter::new(state, name, src, &d.name, &names)
+                .list(d.body)
+                .map_err(TplError::Parse)?;
+            t = t.add_parse_tree(&d.name, body);
+        }
+    }
+    let t = Arc::new(t);
+    let previous = state.swap_template(Some(t.clone()));
+    let result = t.execute_template_to_string(name, vals);
+    state.swap_template(previous);
+    result.map_err(|e| {
+        if state.has_failure() {
+            TplError::Nested
+        } else {
+            TplError::Other(e.to_string())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,728 @@
+//! The state of one render, and the internal functions the rewritten
+//! templates call (see `rewrite`): `__call` runs a template function with
+//! Go's argument checks, `__field` evaluates a field chain with Go's rules
+//! (including methods of Helm's types), `__print` prints like Go, `__range`
+//! and `__resolve` prepare values for gotmpl's own `range`, `if` and `with`,
+//! and `__fail` reports what Go reports only when executed. Failures are
+//! recorded here with the call site, since gotmpl's runtime errors carry no
+//! position.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use gotmpl::{TemplateError, Value};
+
+use super::functions::{Cx, FnError, FuncSpec, P};
+use super::gofmt;
+use super::objects::{Kind, Objects, go_type};
+
+/// A position in a template file, as Go reports it (line from 1, column as
+/// a byte offset in the line from 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// How an argument was written, which decides Go's message for a value of
+/// the wrong type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A field chain or `.`: a nil there is a nil `interface{}`.
+    Field,
+    /// A variable or a parenthesized pipeline: a nil there is no value.
+    Value,
+    StrLit,
+    NumLit,
+    BoolLit,
+    NilLit,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ArgInfo {
+    pub loc: Loc,
+    pub context: String,
+    pub origin: Origin,
+}
+
+pub(crate) enum SiteKind {
+    Call {
+        func: &'static FuncSpec,
+        args: Vec<ArgInfo>,
+        piped: bool,
+        ident: Loc,
+    },
+    Field {
+        fields: Vec<String>,
+        base_nil_errors: bool,
+    },
+    Range,
+    Fail(String),
+}
+
+/// A place in a template where something can fail at run time.
+pub(crate) struct Site {
+    pub loc: Loc,
+    /// The template being executed there (a file or a `define`).
+    pub exec: Arc<str>,
+    /// Go's text of the node (`include "x" .`), shown in messages.
+    pub context: String,
+    pub kind: SiteKind,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub loc: Loc,
+    pub exec: Arc<str>,
+    pub context: String,
+    pub prefix: String,
+}
+
+/// A recorded failure: the frames from the innermost call site out, and
+/// the innermost message.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub frames: Vec<Frame>,
+    pub message: String,
+    /// From `required` or `fail`: Helm shows the message alone.
+    pub helm: bool,
+}
+
+/// Go maps are shared references, gotmpl's are immutable: `set` and friends
+/// record the new content of a map under the identity of the original, and
+/// every read goes through [`MapOverlay::current`].
+#[derive(Default)]
+pub(crate) struct MapOverlay {
+    inner: Mutex<Overlay>,
+}
+
+#[derive(Default)]
+struct Overlay {
+    /// Identity (address of the original map) -> current version.
+    current: HashMap<usize, Value>,
+    /// Address of every version made here -> identity.
+    identity: HashMap<usize, usize>,
+    /// Keeps every version and original alive, so addresses stay unique.
+    keep: Vec<Value>,
+}
+
+fn map_addr(v: &Value) -> Option<usize> {
+    match v {
+        Value::Map(m) => Some(Arc::as_ptr(m) as *const () as usize),
+        _ => None,
+    }
+}
+
+impl Overlay {
+    fn id(&self, addr: usize) -> usize {
+        self.identity.get(&addr).copied().unwrap_or(addr)
+    }
+
+    fn current(&self, v: &Value) -> Value {
+        match map_addr(v) {
+            Some(a) => self
+                .current
+                .get(&self.id(a))
+                .cloned()
+                .unwrap_or_else(|| v.clone()),
+            None => v.clone(),
+        }
+    }
+
+    fn resolve_deep(&mut self, v: &Value) -> Value {
+        let base = self.current(v);
+        match &base {
+            Value::Map(m) => {
+                let mut changed = false;
+                let mut out = BTreeMap::new();
+                for (k, x) in m.iter() {
+                    let r = self.resolve_deep(x);
+                    changed |= !same(&r, x);
+                    out.insert(k.clone(), r);
+                }
+                if !changed {
+                    return base;
+                }
+                let new = Value::Map(Arc::new(out));
+                if let (Some(orig), Some(n)) = (map_addr(v), map_addr(&new)) {
+                    let id = self.id(orig);
+                    self.identity.insert(n, id);
+                    self.keep.push(new.clone());
+                }
+                new
+            }
+            Value::List(l) => {
+                let items: Vec<Value> = l.iter().map(|x| self.resolve_deep(x)).collect();
+                if items.iter().zip(l.iter()).all(|(a, b)| same(a, b)) {
+                    base
+                } else {
+                    Value::List(items.into())
+                }
+            }
+            _ => base,
+        }
+    }
+}
+
+/// Whether two values are the same allocation (or equal scalars).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) => Arc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),
+        _ => true,
+    }
+}
+
+impl MapOverlay {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Overlay> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current version of a map (other values as they are).
+    pub(crate) fn current(&self, v: &Value) -> Value {
+        let o = self.lock();
+        if o.current.is_empty() {
+            v.clone()
+        } else {
+            o.current(v)
+        }
+    }
+
+    /// `v` with every map in it at its current version.
+    pub(crate) fn resolve_deep(&self, v: &Value) -> Value {
+        let mut o = self.lock();
+        if o.current.is_empty() {
+            v.clone()
+        } else {
+            o.resolve_deep(v)
+        }
+    }
+
+    /// Makes `content` the current version of the map `v` and returns it.
+    pub(crate) fn replace(&self, v: &Value, content: BTreeMap<Arc<str>, Value>) -> Value {
+        let new = Value::Map(Arc::new(content));
+        let mut o = self.lock();
+        if let (Some(orig), Some(n)) = (map_addr(v), map_addr(&new)) {
+            let id = o.id(orig);
+            o.identity.insert(n, id);
+            o.current.insert(id, new.clone());
+            o.keep.push(v.clone());
+            o.keep.push(new.clone());
+        }
+        new
+    }
+}
+
+/// One render.
+pub(crate) struct State {
+    pub objects: Objects,
+    pub maps: MapOverlay,
+    sites: RwLock<Vec<Arc<Site>>>,
+    template: RwLock<Option<Arc<gotmpl::Template>>>,
+    failure: Mutex<Option<Failure>>,
+    includes: Mutex<HashMap<String, usize>>,
+}
+
+/// Helm's limit on nested `include`s of one template name.
+const MAX_INCLUDE_DEPTH: usize = 1000;
+
+fn internal_error() -> TemplateError {
+    // The recorded failure carries the details; gotmpl only has to stop.
+    TemplateError::Exec("template failed (see the recorded failure)".into())
+}
+
+impl State {
+    pub(crate) fn new(objects: Objects) -> Self {
+        State {
+            objects,
+            maps: MapOverlay::default(),
+            sites: RwLock::new(Vec::new()),
+            template: RwLock::new(None),
+            failure: Mutex::new(None),
+            includes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn add_site(&self, site: Site) -> i64 {
+        let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
+        sites.push(Arc::new(site));
+        (sites.len() - 1) as i64
+    }
+
+    fn site(&self, id: &Value) -> Option<Arc<Site>> {
+        let i = usize::try_from(id.as_int()?).ok()?;
+        self.sites
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(i)
+            .cloned()
+    }
+
+    pub(crate) fn set_template(&self, t: gotmpl::Template) {
+        *self.template.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+    }
+
+    /// Makes `t` the template set `include` uses (for `tpl`), returning the previous one.
+    pub(crate) fn swap_template(
+        &self,
+        t: Option<Arc<gotmpl::Template>>,
+    ) -> Option<Arc<gotmpl::Template>> {
+        std::mem::replace(
+            &mut *self.template.write().unwrap_or_else(|e| e.into_inner()),
+            t,
+        )
+    }
+
+    pub(crate) fn template(&self) -> Option<Arc<gotmpl::Template>> {
+        self.template
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn take_failure(&self) -> Option<Failure> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    pub(crate) fn has_failure(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Records a failure at `loc` (or wraps the one a nested template
+    /// recorded) and returns the error that stops gotmpl.
+    fn fail(
+        &self,
+        site: &Site,
+        loc: &Loc,
+        context: &str,
+        prefix: String,
+        message: Option<(String, bool)>,
+    ) -> TemplateError {
+        let frame = Frame {
+            loc: loc.clone(),
+            exec: site.exec.clone(),
+            context: context.to_owned(),
+            prefix,
+        };
+        let mut slot = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        match (slot.as_mut(), message) {
+            (Some(f), None) => f.frames.push(frame),
+            (_, Some((message, helm))) => {
+                *slot = Some(Failure {
+                    frames: vec![frame],
+                    message,
+                    helm,
+                })
+            }
+            (None, None) => {
+                *slot = Some(Failure {
+                    frames: vec![frame],
+                    message: "nested template failed".into(),
+                    helm: false,
+                })
+            }
+        }
+        internal_error()
+    }
+
+    /// Enters an `include` of `name`; `false` when nested too deep: more
+    /// than Helm's limit for one name, or so deep that the rendering
+    /// thread's stack would overflow.
+    pub(crate) fn enter_include(&self, name: &str) -> bool {
+        let mut inc = self.includes.lock().unwrap_or_else(|e| e.into_inner());
+        let n = inc.entry(name.to_owned()).or_insert(0);
+        if *n > MAX_INCLUDE_DEPTH || super::stack_used() > super::STACK_BUDGET {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub(crate) fn leave_include(&self, name: &str) {
+        if let Some(n) = self
+            .includes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(name)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The internal functions of a render, closing over a weak handle (the
+    /// template set they belong to is owned by the state).
+    pub(crate) fn internal_funcs(self: &Arc<Self>) -> gotmpl::FuncMap {
+        let mut m = gotmpl::FuncMap::new();
+        type Internal = fn(&Arc<State>, &[Value]) -> gotmpl::Result<Value>;
+        let entries: [(&str, Internal); 6] = [
+            ("__call", State::call),
+            ("__field", State::field),
+            ("__print", |st, a| {
+                Ok(print_value(st, a.first().unwrap_or(&Value::Nil)))
+            }),
+            ("__range", State::range),
+            ("__resolve", |st, a| {
+                Ok(st.maps.resolve_deep(a.first().unwrap_or(&Value::Nil)))
+            }),
+            ("__fail", State::fail_site),
+        ];
+        for (name, f) in entries {
+            let weak: Weak<State> = Arc::downgrade(self);
+            m.insert(
+                name.to_owned(),
+                Arc::new(move |args: &[Value]| match weak.upgrade() {
+                    Some(st) => f(&st, args),
+                    None => Err(TemplateError::Exec("render is over".into())),
+                }),
+            );
+        }
+        m
+    }
+
+    fn call(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = args
+            .first()
+            .and_then(|a| self.site(a))
+            .ok_or_else(internal_error)?;
+        let SiteKind::Call {
+            func,
+            args: infos,
+            piped,
+            ident,
+        } = &site.kind
+        else {
+            return Err(internal_error());
+        };
+        let vals: Vec<Value> = args[1..]
+            .iter()
+            .map(|v| self.maps.resolve_deep(v))
+            .collect();
+        let n = vals.len();
+        let min = func.params.len();
+        if (func.variadic.is_none() && n != min) || n < min {
+            let want = if func.variadic.is_some() {
+                format!("at least {min}")
+            } else {
+                min.to_string()
+            };
+            let msg = format!(
+                "wrong number of args for {}: want {want} got {n}",
+                func.name
+            );
+            return Err(self.fail(&site, ident, func.name, String::new(), Some((msg, false))));
+        }
+        for (i, v) in vals.iter().enumerate() {
+            let p = func
+                .params
+                .get(i)
+                .copied()
+                .or(func.variadic)
+                .unwrap_or(P::Any);
+            let final_arg = *piped && i + 1 == n;
+            let info = if final_arg { None } else { infos.get(i) };
+            if let Err(msg) = self.check_arg(p, v, info) {
+                let (loc, ctx) = match info {
+                    Some(a) => (&a.loc, a.context.as_str()),
+                    None => (ident, func.name),
+                };
+                return Err(self.fail(&site, loc, ctx, String::new(), Some((msg, false))));
+            }
+        }
+        let cx = Cx {
+            state: self,
+            site: &site,
+        };
+        match (func.f)(&cx, &vals) {
+            Ok(v) => Ok(v),
+            Err(FnError::Call(msg)) => Err(self.fail(
+                &site,
+                &site.loc,
+                &site.context,
+                format!("error calling {}: ", func.name),
+                Some((msg, false)),
+            )),
+            Err(FnError::Helm(msg)) => Err(self.fail(
+                &site,
+                &site.loc,
+                &site.context,
+                String::new(),
+                Some((msg, true)),
+            )),
+            Err(FnError::Nested { prefix }) => Err(self.fail(
+                &site,
+                &site.loc,
+                &site.context,
+                format!("error calling {}: {prefix}", func.name),
+                None,
+            )),
+        }
+    }
+
+    /// Go's `validateType` and `evalArg` checks of one argument.
+    fn check_arg(&self, p: P, v: &Value, info: Option<&ArgInfo>) -> Result<(), String> {
+        let special = self.objects.kind(v);
+        let ok = match p {
+            P::Any => return Ok(()),
+            P::Str => matches!(v, Value::String(_)),
+            P::Int => matches!(v, Value::Int(_)),
+            P::Bool => matches!(v, Value::Bool(_)),
+            P::Map => matches!(v, Value::Map(_)) && special.is_none(),
+        };
+        if ok {
+            return Ok(());
+        }
+        let want = p.go_name();
+        let literal = |what: &str| match info {
+            Some(a) => Err(format!("expected {what}; found {}", a.context)),
+            None => Err(format!("expected {what}")),
+        };
+        match (info.map(|a| a.origin), v) {
+            (Some(Origin::NilLit), _) if p == P::Map => Ok(()),
+            (Some(Origin::NilLit), _) => Err(format!("cannot assign nil to {want}")),
+            (Some(Origin::StrLit | Origin::NumLit | Origin::BoolLit), _) => match p {
+                P::Str => literal("string"),
+                P::Int => literal("integer"),
+                P::Bool => literal("bool"),
+                _ => Err(format!(
+                    "can't handle {} for arg of type {want}",
+                    info.map_or("", |a| a.context.as_str())
+                )),
+            },
+            (Some(Origin::Field), Value::Nil) => Err(format!(
+                "wrong type for value; expected {want}; got interface {{}}"
+            )),
+            (_, Value::Nil) if p == P::Map => Ok(()),
+            (_, Value::Nil) => Err(format!("invalid value; expected {want}")),
+            _ => Err(format!(
+                "wrong type for value; expected {want}; got {}",
+                go_type(&self.objects, v)
+            )),
+        }
+    }
+
+    fn field(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = args
+            .first()
+            .and_then(|a| self.site(a))
+            .ok_or_else(internal_error)?;
+        let SiteKind::Field {
+            fields,
+            base_nil_errors,
+            ..
+        } = &site.kind
+        else {
+            return Err(internal_error());
+        };
+        let mut recv = self.maps.current(args.get(1).unwrap_or(&Value::Nil));
+        let extra: Vec<Value> = args
+            .get(2..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|v| self.maps.resolve_deep(v))
+            .collect();
+        for (i, name) in fields.iter().enumerate() {
+            let last = i + 1 == fields.len();
+            let call_args: &[Value] = if last { &extra } else { &[] };
+            match self.eval_field(
+                &recv,
+                name,
+                call_args,
+                if i == 0 { *base_nil_errors } else { true },
+                i > 0,
+            ) {
+                Ok(v) => recv = self.maps.current(&v),
+                Err(msg) => {
+                    return Err(self.fail(
+                        &site,
+                        &site.loc,
+                        &site.context,
+                        String::new(),
+                        Some((msg, false)),
+                    ));
+                }
+            }
+        }
+        Ok(recv)
+    }
+
+    /// Go's `evalField` on one receiver, with Helm's methods.
+    fn eval_field(
+        &self,
+        recv: &Value,
+        name: &str,
+        args: &[Value],
+        nil_errors: bool,
+        from_map: bool,
+    ) -> Result<Value, String> {
+        if let Some(kind) = self.objects.kind(recv)
+            && let Some(r) = self.method(kind, recv, name, args)
+        {
+            return r;
+        }
+        match recv {
+            Value::Nil if nil_errors => {
+                Err(format!("nil pointer evaluating interface {{}}.{name}"))
+            }
+            Value::Nil => Ok(Value::Nil),
+            Value::Map(m) => {
+                if !args.is_empty() {
+                    return Err(format!("{name} is not a method but has arguments"));
+                }
+                match m.get(name) {
+                    Some(v) => Ok(v.clone()),
+                    None if self
+                        .objects
+                        .kind(recv)
+                        .and_then(Kind::struct_fields)
+                        .is_some() =>
+                    {
+                        Err(format!(
+                            "can't evaluate field {name} in type {}",
+                            go_type(&self.objects, recv)
+                        ))
+                    }
+                    None => Ok(Value::Nil),
+                }
+            }
+            other => {
+                let t = if from_map {
+                    "interface {}".to_owned()
+                } else {
+                    go_type(&self.objects, other)
+                };
+                Err(format!("can't evaluate field {name} in type {t}"))
+            }
+        }
+    }
+
+    fn method(
+        &self,
+        kind: Kind,
+        recv: &Value,
+        name: &str,
+        args: &[Value],
+    ) -> Option<Result<Value, String>> {
+        let want = |n: usize| -> Result<(), String> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(format!(
+                    "wrong number of args for {name}: want {n} got {}",
+                    args.len()
+                ))
+            }
+        };
+        let string_arg = |i: usize| -> Result<String, String> {
+            match &args[i] {
+                Value::String(s) => Ok(s.to_string()),
+                Value::Nil => Err("invalid value; expected string".into()),
+                v => Err(format!(
+                    "wrong type for value; expected string; got {}",
+                    go_type(&self.objects, v)
+                )),
+            }
+        };
+        let r = match (kind, name) {
+            (Kind::Files, "Get" | "GetBytes" | "Glob" | "Lines") => want(1)
+                .and_then(|()| string_arg(0))
+                .map(|arg| super::files::call(self, recv, name, &arg)),
+            (Kind::Files, "AsConfig" | "AsSecrets") => {
+                want(0).map(|()| super::files::call(self, recv, name, ""))
+            }
+            (Kind::ApiVersions, "Has") => want(1).and_then(|()| string_arg(0)).map(|v| {
+                let Value::List(l) = recv else {
+                    return Value::Bool(false);
+                };
+                Value::Bool(l.iter().any(|x| x.as_str() == Some(v.as_str())))
+            }),
+            (Kind::KubeVersion, "GitVersion" | "String") => {
+                want(0).map(|()| recv.field("Version").cloned().unwrap_or(Value::Nil))
+            }
+            (Kind::Semver, "String") => {
+                want(0).map(|()| Value::String(super::objects::semver_string(recv).into()))
+            }
+            (Kind::Semver, "Compare" | "LessThan" | "GreaterThan" | "Equal") => {
+                want(1).and_then(|()| {
+                    if self.objects.kind(&args[0]) != Some(Kind::Semver) {
+                        return Err(format!(
+                            "wrong type for value; expected *semver.Version; got {}",
+                            go_type(&self.objects, &args[0])
+                        ));
+                    }
+                    let a = super::functions::semver_of(recv);
+                    let b = super::functions::semver_of(&args[0]);
+                    let o = a.compare(&b);
+                    Ok(match name {
+                        "Compare" => Value::Int(o as i64),
+                        "LessThan" => Value::Bool(o.is_lt()),
+                        "GreaterThan" => Value::Bool(o.is_gt()),
+                        _ => Value::Bool(o.is_eq()),
+                    })
+                })
+            }
+            _ => return None,
+        };
+        Some(r)
+    }
+
+    fn range(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = args
+            .first()
+            .and_then(|a| self.site(a))
+            .ok_or_else(internal_error)?;
+        let v = self.maps.current(args.last().unwrap_or(&Value::Nil));
+        match &v {
+            // An invalid value ranges over nothing, as in Go.
+            Value::Nil => Ok(Value::List(Vec::new().into())),
+            Value::List(_) | Value::Map(_) | Value::Int(_) => Ok(v),
+            Value::Uint(u) => Ok(Value::Int(i64::try_from(*u).unwrap_or(i64::MAX))),
+            other => {
+                let msg = format!(
+                    "range can't iterate over {}",
+                    gofmt::to_v(&self.objects, other)
+                );
+                Err(self.fail(
+                    &site,
+                    &site.loc,
+                    &site.context,
+                    String::new(),
+                    Some((msg, false)),
+                ))
+            }
+        }
+    }
+
+    fn fail_site(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = args
+            .first()
+            .and_then(|a| self.site(a))
+            .ok_or_else(internal_error)?;
+        let SiteKind::Fail(msg) = &site.kind else {
+            return Err(internal_error());
+        };
+        Err(self.fail(
+            &site,
+            &site.loc,
+            &site.context,
+            String::new(),
+            Some((msg.clone(), false)),
+        ))
+    }
+}
+
+/// How an action prints its value: Go's `%v`, `<no value>` for nil.
+fn print_value(st: &State, v: &Value) -> Value {
+    let v = st.maps.resolve_deep(v);
+    match &v {
+        Value::Nil => Value::String("<no value>".into()),
+        Value::String(_) => v,
+        other => Value::String(gofmt::to_v(&st.objects, other).into()),
+    }
+}

@@ -1,0 +1,356 @@
+//! Rendering tests by function family. The expected texts are what Helm
+//! v4.2 renders for the same templates (checked with helm-python-sdk; the
+//! error texts there are Helm's but for the layout of execution errors, and
+//! `now`, which Helm renders and this renderer refuses). tests/helm_diff.rs
+//! checks whole charts against Helm itself.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{Capabilities, ReleaseInfo, RenderErrorKind, render};
+use crate::release::Chart;
+
+/// Renders `template` (as `t/templates/x.txt`) with `values`.
+fn try_render(template: &str, values: serde_json::Value) -> Result<String, super::RenderError> {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "Chart.yaml",
+        "apiVersion: v2\nname: t\nversion: 1.0.0\nappVersion: \"2.0\"\n",
+    );
+    write("templates/x.txt", template);
+    write(
+        "templates/_helpers.tpl",
+        "{{ define \"t.greet\" }}hi {{ . }}{{ end }}{{ define \"t.outer\" }}<{{ include \"t.greet\" . }}>{{ end }}",
+    );
+    write("files/a.conf", "k=v\n");
+    let chart = Chart::load(Path::new(dir.path())).unwrap();
+    let release = ReleaseInfo {
+        name: "rel".into(),
+        namespace: "ns".into(),
+        revision: 2,
+        is_install: false,
+        is_upgrade: true,
+    };
+    let out = render(&chart, &values, &release, &Capabilities::default())?;
+    Ok(out["t/templates/x.txt"].clone())
+}
+
+fn r(template: &str) -> String {
+    try_render(template, json!({})).unwrap_or_else(|e| panic!("{template}: {e}"))
+}
+
+fn rv(template: &str, values: serde_json::Value) -> String {
+    try_render(template, values).unwrap_or_else(|e| panic!("{template}: {e}"))
+}
+
+#[test]
+fn strings() {
+    assert_eq!(
+        r(
+            r#"{{ trim "  a  " }}|{{ trimAll "!" "!!hi!!" }}|{{ "file.yaml" | trimSuffix ".yaml" }}|{{ upper "ab" }}|{{ title "hello world" }}"#
+        ),
+        "a|hi|file|AB|Hello World"
+    );
+    assert_eq!(
+        r(
+            r#"{{ trunc 5 "abcdefgh" }}|{{ trunc -3 "abcdefgh" }}|{{ substr 1 4 "abcdef" }}|{{ repeat 3 "ab" }}|{{ nospace " a b " }}"#
+        ),
+        "abcde|fgh|bcd|ababab|ab"
+    );
+    assert_eq!(
+        r(
+            r#"{{ quote "a\"b" 1 nil }}|{{ squote "x" }}|{{ cat "a" 1 nil }}|{{ indent 2 "a\nb" }}|{{ replace "a" "-" "banana" }}"#
+        ),
+        "\"a\\\"b\" \"1\"|'x'|a 1|  a\n  b|b-n-n-"
+    );
+    assert_eq!(
+        r(
+            r#"{{ join "," (list "a" 1 2.5) }}|{{ splitList "," "a,,b" }}|{{ split "," "a,b" }}|{{ sortAlpha (list "b" "a") }}"#
+        ),
+        "a,1,2.5|[a  b]|map[_0:a _1:b]|[a b]"
+    );
+    assert_eq!(
+        r(
+            r#"{{ b64enc "hello" }}|{{ b64dec "aGVsbG8=" }}|{{ sha256sum "hello" | trunc 8 }}|{{ contains "ell" "hello" }}"#
+        ),
+        "aGVsbG8=|hello|2cf24dba|true"
+    );
+}
+
+#[test]
+fn printing_follows_go() {
+    assert_eq!(
+        rv(
+            "{{ .Values.f }} {{ .Values.big }} {{ .Values.small }} {{ .Values.m }} {{ .Values.l }}",
+            json!({"f": 1.5, "big": 1000000, "small": 0.00001, "m": {"b": 1, "a": [1, "x"]}, "l": [1, null]})
+        ),
+        "1.5 1e+06 1e-05 map[a:[1 x] b:1] [1 <nil>]"
+    );
+    assert_eq!(
+        rv(
+            r#"{{ printf "%d %s %v %05.1f %q" 3 "s" .Values.f 2.25 "x" }}|{{ printf "%d" .Values.f }}"#,
+            json!({"f": 1.0})
+        ),
+        "3 s 1 002.2 \"x\"|%!d(float64=1)"
+    );
+    assert_eq!(
+        r("{{ .missing }}|{{ print 1 2 \"a\" }}|{{ toString 3 }}"),
+        "|1 2a|3"
+    );
+}
+
+#[test]
+fn lists() {
+    assert_eq!(
+        r(
+            r#"{{ first (list 1 2) }}|{{ last (list 1 2) }}|{{ rest (list 1 2 3) }}|{{ initial (list 1 2 3) }}|{{ append (list 1) 2 }}|{{ prepend (list 1) 0 }}"#
+        ),
+        "1|2|[2 3]|[1 2]|[1 2]|[0 1]"
+    );
+    assert_eq!(
+        r(
+            r#"{{ uniq (list 1 1 2) }}|{{ without (list 1 2 3) 2 }}|{{ has 2 (list 1 2) }}|{{ compact (list "" 0 "x") }}|{{ concat (list 1) (list 2) }}|{{ reverse (list 1 2) }}"#
+        ),
+        "[1 2]|[1 3]|true|[x]|[1 2]|[2 1]"
+    );
+    assert_eq!(
+        r(
+            r#"{{ until 3 }}|{{ untilStep 0 10 4 }}|{{ seq 3 }}|{{ slice (list 1 2 3) 1 }}|{{ chunk 2 (list 1 2 3) }}"#
+        ),
+        "[0 1 2]|[0 4 8]|1 2 3|[2 3]|[[1 2] [3]]"
+    );
+    assert_eq!(
+        rv(r#"{{ has 1 .Values.l }}"#, json!({"l": [1]})),
+        "false",
+        "a float64 is not an int, as in Go"
+    );
+}
+
+#[test]
+fn dicts_are_shared_references() {
+    assert_eq!(
+        r(
+            r#"{{ $d := dict "a" 1 }}{{ $_ := set $d "b" 2 }}{{ $d }}|{{ $_ := unset $d "a" }}{{ $d }}|{{ hasKey $d "b" }}|{{ get $d "zz" }}|{{ keys (dict "y" 1 "x" 2) | sortAlpha }}"#
+        ),
+        "map[a:1 b:2]|map[b:2]|true||[x y]"
+    );
+    assert_eq!(
+        r(
+            r#"{{ $o := dict "i" (dict) }}{{ $i := $o.i }}{{ $_ := set $i "k" "v" }}{{ toJson $o }}"#
+        ),
+        r#"{"i":{"k":"v"}}"#
+    );
+    assert_eq!(
+        r(
+            r#"{{ $m := dict "a" (dict "x" 1 "y" "") "k" "" }}{{ $_ := merge $m (dict "a" (dict "y" "f" "z" 3) "k" "s") }}{{ toJson $m }}"#
+        ),
+        r#"{"a":{"x":1,"y":"f","z":3},"k":"s"}"#
+    );
+    assert_eq!(
+        r(
+            r#"{{ $o := dict "a" 1 }}{{ $_ := mergeOverwrite $o (dict "a" 2) }}{{ $o.a }}|{{ pluck "a" (dict "a" 1) (dict "b" 2) }}|{{ dig "a" "b" "d" (dict "a" (dict "b" "x")) }}"#
+        ),
+        "2|[1]|x"
+    );
+}
+
+#[test]
+fn math() {
+    assert_eq!(
+        r(
+            r#"{{ add 1 2 "3" }}|{{ sub 5 7 }}|{{ mul 2 3 }}|{{ div 7 2 }}|{{ mod 7 2 }}|{{ max 1 5 }}|{{ min 4 2 }}|{{ add1 1.9 }}"#
+        ),
+        "6|-2|6|3|1|5|2|2"
+    );
+    assert_eq!(
+        r(
+            r#"{{ addf 0.1 0.2 }}|{{ divf 10 4 }}|{{ floor 1.7 }}|{{ ceil 1.2 }}|{{ round 2.345 2 }}|{{ int "12" }}|{{ int "3.7" }}|{{ float64 "1.5" }}|{{ atoi "x" }}"#
+        ),
+        "0.3|2.5|1|2|2.35|12|0|1.5|0"
+    );
+}
+
+#[test]
+fn regex_and_semver() {
+    assert_eq!(
+        r(
+            r#"{{ regexMatch "^a" "abc" }}|{{ regexFind "[0-9]+" "a12b3" }}|{{ regexFindAll "[0-9]" "a1b2" -1 }}|{{ regexReplaceAll "a(x*)b" "-axxb-" "${1}W" }}|{{ regexSplit "," "a,b" -1 }}"#
+        ),
+        "true|12|[1 2]|-xxW-|[a b]"
+    );
+    assert_eq!(
+        r(
+            r#"{{ semverCompare ">=1.20.0-0" .Capabilities.KubeVersion.Version }}|{{ semverCompare "^1.2" "2.0.0" }}|{{ (semver "1.2.3-rc.1").Prerelease }}|{{ semver "v2" }}"#
+        ),
+        "true|false|rc.1|2.0.0"
+    );
+}
+
+#[test]
+fn types_and_defaults() {
+    assert_eq!(
+        rv(
+            r#"{{ default "d" .Values.e }}|{{ .Values.missing | default "p" }}|{{ empty 0 }}|{{ coalesce "" 0 "x" }}|{{ ternary "y" "n" false }}"#,
+            json!({"e": ""})
+        ),
+        "d|p|true|x|n"
+    );
+    assert_eq!(
+        rv(
+            r#"{{ typeOf .Values.f }}|{{ kindOf .Values.m }}|{{ typeOf (splitList "," "a") }}|{{ kindIs "slice" (list) }}|{{ deepEqual 1 1.0 }}"#,
+            json!({"f": 1, "m": {}})
+        ),
+        "float64|map|[]string|true|false"
+    );
+}
+
+#[test]
+fn encodings() {
+    assert_eq!(
+        rv(
+            "{{ toJson .Values }}|{{ toRawJson (dict \"h\" \"<b>\") }}",
+            json!({"b": [1, 2.5], "a": "<x>"})
+        ),
+        r#"{"a":"\u003cx\u003e","b":[1,2.5]}|{"h":"<b>"}"#
+    );
+    assert_eq!(
+        rv(
+            "{{ toYaml .Values }}",
+            json!({"b": {"c": ["x", ""]}, "a": "yes", "n": 1e21, "s": "a: b"})
+        ),
+        "a: \"yes\"\nb:\n  c:\n  - x\n  - \"\"\n\"n\": 1e+21\ns: 'a: b'"
+    );
+    assert_eq!(
+        r(
+            r#"{{ (fromYaml "a: yes\nb: 1").a }}|{{ (fromYaml "b: 1").b | typeOf }}|{{ fromYaml "- 1" }}|{{ (fromJson "{\"a\": 1}").a }}"#
+        ),
+        "true|float64|map[Error:error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]|1"
+    );
+}
+
+#[test]
+fn include_tpl_and_objects() {
+    assert_eq!(
+        r(
+            r#"{{ include "t.outer" "x" }}|{{ template "t.greet" "y" }}|{{ tpl "{{ .Release.Name }}-{{ .Values.n }}" . }}|{{ tpl "{{ include \"t.greet\" 1 }}" . }}"#
+        ),
+        "<hi x>|hi y|rel-|hi 1"
+    );
+    assert_eq!(
+        r(
+            "{{ .Release.Revision }} {{ .Release.IsUpgrade }} {{ .Chart.AppVersion }} {{ .Template.Name }} {{ .Template.BasePath }}"
+        ),
+        "2 true 2.0 t/templates/x.txt t/templates"
+    );
+    assert_eq!(
+        r(
+            r#"{{ .Capabilities.KubeVersion }} {{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.APIVersions.Has "apps/v1" }} {{ .Files.Get "files/a.conf" | trim }} {{ range $k, $_ := .Files.Glob "files/*" }}{{ $k }}{{ end }}"#
+        ),
+        "v1.36.0 36 true k=v files/a.conf"
+    );
+}
+
+#[test]
+fn control_flow() {
+    assert_eq!(
+        rv(
+            "{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}{{ range 2 }}{{ . }}{{ end }}{{ range .Values.none }}x{{ else }}empty{{ end }}",
+            json!({"m": {"b": 2, "a": 1}})
+        ),
+        "a=1;b=2;01empty"
+    );
+    assert_eq!(
+        r(
+            "{{ $x := 1 }}{{ range list 1 2 }}{{ $x = . }}{{ end }}{{ $x }}|{{ and 0 .no.such }}|{{ or 1 .no.such }}|  {{- \"t\" -}}  |"
+        ),
+        "2|0|1|t|"
+    );
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = try_render(
+        "line1\n  b: {{ required \"x is required\" .Values.x }}",
+        json!({}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.template.as_str(), e.line, e.column, e.kind),
+        ("t/templates/x.txt", Some(2), Some(8), RenderErrorKind::Fail)
+    );
+    assert_eq!(
+        e.to_string(),
+        "execution error at (t/templates/x.txt:2:8): x is required"
+    );
+
+    let e = try_render("{{ .Values.a.b }}", json!({})).unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.message.as_str()),
+        (Some(1), Some(10), "nil pointer evaluating interface {}.b")
+    );
+
+    let e = try_render("a\n{{ nosuch 1 }}", json!({})).unwrap_err();
+    assert_eq!((e.kind, e.line), (RenderErrorKind::Parse, Some(2)));
+    assert_eq!(
+        e.to_string(),
+        "parse error at (t/templates/x.txt:2): function \"nosuch\" not defined"
+    );
+
+    let e = try_render("{{ upper 1 }}", json!({})).unwrap_err();
+    assert_eq!(e.message, "expected string; found 1");
+
+    let e = try_render("{{ now }}", json!({})).unwrap_err();
+    assert!(e.message.contains("\"now\" is not supported"), "{e}");
+
+    let e = try_render(
+        "x\n{{ include \"t.loop\" . }}{{ define \"t.loop\" }}{{ include \"t.loop\" . }}{{ end }}",
+        json!({}),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("nested reference name: t.loop"), "{e}");
+}
+
+#[test]
+fn deep_recursion_fails_instead_of_overflowing_the_stack() {
+    // Two templates including each other, each level deeply nested: Helm's
+    // per-name limit (or the stack budget) stops it with an error.
+    let nest = "{{ if true }}".repeat(40) + "{{ include \"t.b\" . }}" + &"{{ end }}".repeat(40);
+    let template = [
+        "{{ define \"t.a\" }}",
+        &nest,
+        "{{ end }}{{ define \"t.b\" }}{{ include \"t.a\" . }}{{ end }}{{ include \"t.a\" . }}",
+    ]
+    .concat();
+    let e = try_render(&template, json!({})).unwrap_err();
+    assert!(e.message.contains("nested reference name"), "{e}");
+}
+
+#[test]
+fn default_capabilities_offer_the_kinds_charts_use() {
+    use k8s_openapi::Resource;
+    let caps = Capabilities::default();
+    for gv in [
+        k8s_openapi::api::apps::v1::Deployment::API_VERSION,
+        k8s_openapi::api::core::v1::Service::API_VERSION,
+        k8s_openapi::api::networking::v1::Ingress::API_VERSION,
+        k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler::API_VERSION,
+        k8s_openapi::api::policy::v1::PodDisruptionBudget::API_VERSION,
+        k8s_openapi::api::batch::v1::CronJob::API_VERSION,
+        k8s_openapi::api::rbac::v1::Role::API_VERSION,
+        k8s_openapi::api::storage::v1::StorageClass::API_VERSION,
+        k8s_openapi::api::discovery::v1::EndpointSlice::API_VERSION,
+    ] {
+        assert!(
+            caps.api_versions.iter().any(|v| v == gv),
+            "{gv} missing from the default capabilities"
+        );
+    }
+    assert_eq!(caps.kube_version, "v1.36.0");
+}

@@ -1,0 +1,224 @@
+//! Preparing a tenant's release before any step runs: the values (chart
+//! defaults < plan values < the event's values, restricted to what the plan
+//! lets events override, checked against the chart's schema), the rendering,
+//! and the isolation check of every rendered object. Whatever is wrong here is
+//! the request's fault and is answered with `tenant.rejected`; nothing has been
+//! changed yet.
+
+use serde_json::{Map, Value};
+
+use super::engine::Engine;
+use crate::cluster::ClusterError;
+use crate::cluster::dynamic::ObjectRef;
+use crate::cluster::objects::{
+    ADMIN_NAME, LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME, owner_labels,
+};
+use crate::contract::{RejectReason, Rejected, TenantId};
+use crate::error::Error;
+use crate::plans::Plan;
+use crate::release::{
+    Capabilities, ReleaseInfo, manifests, release_values, render, sort_for_install,
+};
+use crate::steps::release::ReleaseSpec;
+
+/// Kinds a chart may not create: the plan owns the namespace's quota, limits
+/// and network isolation, and a chart's own would loosen them.
+const PLAN_OWNED_KINDS: &[&str] = &["ResourceQuota", "LimitRange", "NetworkPolicy"];
+
+/// Helm's annotations naming the release that owns an object.
+const RELEASE_NAME_ANNOTATION: &str = "meta.helm.sh/release-name";
+const RELEASE_NAMESPACE_ANNOTATION: &str = "meta.helm.sh/release-namespace";
+
+/// What the saga is asked to install.
+pub(super) struct ReleaseRequest<'a> {
+    pub tenant: &'a TenantId,
+    pub namespace: &'a str,
+    pub plan: &'a Plan,
+    pub app_version: &'a str,
+    /// The event's values layer (already combined with the tenant's earlier
+    /// values for an upgrade).
+    pub values: &'a Value,
+    pub revision: u32,
+    pub is_upgrade: bool,
+}
+
+fn rejected(reason: RejectReason, message: String) -> Rejected {
+    Rejected { reason, message }
+}
+
+impl Engine {
+    /// Renders and checks the release of `req`.
+    ///
+    /// # Errors
+    /// `Ok(Err(rejected))` for a request that cannot be installed (values,
+    /// rendering, isolation); `Err` only for a transient cluster error while
+    /// discovering kinds.
+    pub(super) async fn prepare_release(
+        &self,
+        req: &ReleaseRequest<'_>,
+    ) -> Result<Result<ReleaseSpec, Rejected>, Error> {
+        let chart = &self.chart;
+        let values = match release_values(
+            chart,
+            &req.plan.values,
+            Some(&req.plan.overridable_values),
+            (self.plans.app_version_value(), req.app_version),
+            req.values,
+        ) {
+            Ok(values) => values,
+            Err(e) => {
+                return Ok(Err(rejected(
+                    RejectReason::InvalidValues,
+                    format!("values {e}"),
+                )));
+            }
+        };
+        let info = ReleaseInfo {
+            name: req.tenant.to_string(),
+            namespace: req.namespace.to_owned(),
+            revision: req.revision,
+            is_install: !req.is_upgrade,
+            is_upgrade: req.is_upgrade,
+        };
+        let rendered = match render(chart, &values.values, &info, &Capabilities::default()) {
+            Ok(rendered) => rendered,
+            Err(e) => return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string()))),
+        };
+        let notes = rendered
+            .iter()
+            .find(|(name, _)| name.ends_with("/NOTES.txt"))
+            .map(|(_, text)| text.trim().to_owned())
+            .unwrap_or_default();
+        let mut docs = match manifests(&rendered) {
+            Ok(docs) => docs,
+            Err(e) => return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string()))),
+        };
+        sort_for_install(&mut docs);
+        let mut objects = Vec::new();
+        let mut hooks = Vec::new();
+        for doc in docs {
+            if doc.is_hook() {
+                // Hooks belong to Helm's lifecycle, which the worker does not run.
+                hooks.push(serde_json::json!({
+                    "name": doc.name(),
+                    "kind": doc.kind(),
+                    "path": doc.template,
+                    "manifest": serde_yaml_ng::to_string(&doc.object).expect("JSON serializes to YAML"),
+                    "events": doc.hook_events(),
+                }));
+                continue;
+            }
+            if let Some(refused) = self.isolation_problem(req, &doc.object).await? {
+                return Ok(Err(rejected(
+                    RejectReason::ForbiddenObject,
+                    format!("{} ({})", refused, doc.template),
+                )));
+            }
+            let mut object = doc.object;
+            self.label_as_ours(req, &mut object);
+            objects.push((doc.template, object));
+        }
+        Ok(Ok(ReleaseSpec {
+            name: info.name,
+            revision: req.revision,
+            objects,
+            hooks,
+            notes,
+            chart: chart.record(),
+            config: values.config,
+            is_upgrade: req.is_upgrade,
+            readiness_timeout: req.plan.readiness_timeout(),
+        }))
+    }
+
+    /// Why `object` would break the tenant's isolation, if it would.
+    async fn isolation_problem(
+        &self,
+        req: &ReleaseRequest<'_>,
+        object: &Value,
+    ) -> Result<Option<String>, Error> {
+        let Some(r) = ObjectRef::of(object) else {
+            return Ok(Some(
+                "the chart renders a document without apiVersion, kind or metadata.name".into(),
+            ));
+        };
+        if let Some(ns) = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            && ns != req.namespace
+        {
+            return Ok(Some(format!(
+                "{r} names namespace {ns:?}; tenant releases may only create objects in {}",
+                req.namespace
+            )));
+        }
+        if PLAN_OWNED_KINDS.contains(&r.kind.as_str()) {
+            return Ok(Some(format!(
+                "{r}: the plan owns the tenant's {}s; a chart may not create one",
+                r.kind
+            )));
+        }
+        let reserved = [
+            ("ResourceQuota", QUOTA_NAME),
+            ("LimitRange", LIMIT_RANGE_NAME),
+            ("NetworkPolicy", NETWORK_POLICY_NAME),
+            ("ServiceAccount", ADMIN_NAME),
+            ("Role", ADMIN_NAME),
+            ("RoleBinding", ADMIN_NAME),
+        ];
+        if reserved.contains(&(r.kind.as_str(), r.name.as_str())) {
+            return Ok(Some(format!("{r} is the worker's own isolation object")));
+        }
+        match self.cluster.resolve(&r).await {
+            Ok((_, true)) => Ok(None),
+            Ok((_, false)) => Ok(Some(format!(
+                "{r} is cluster-scoped; tenant releases may only create objects in {}",
+                req.namespace
+            ))),
+            Err(ClusterError::UnknownKind { api_version, kind }) => Ok(Some(format!(
+                "{r}: the cluster does not serve {kind} in {api_version}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts `object` in the tenant's namespace, with the worker's ownership
+    /// labels (replacing a chart's `app.kubernetes.io/managed-by: Helm`) and
+    /// Helm's release annotations.
+    fn label_as_ours(&self, req: &ReleaseRequest<'_>, object: &mut Value) {
+        let meta = object
+            .as_object_mut()
+            .expect("manifests are objects")
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let meta = meta.as_object_mut().expect("metadata is an object");
+        meta.insert("namespace".into(), Value::String(req.namespace.to_owned()));
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !labels.is_object() {
+            *labels = Value::Object(Map::new());
+        }
+        let labels = labels.as_object_mut().expect("labels is an object");
+        for (k, v) in owner_labels(req.tenant) {
+            labels.insert(k, Value::String(v));
+        }
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Map::new());
+        }
+        let annotations = annotations
+            .as_object_mut()
+            .expect("annotations is an object");
+        annotations.insert(
+            RELEASE_NAME_ANNOTATION.into(),
+            Value::String(req.tenant.to_string()),
+        );
+        annotations.insert(
+            RELEASE_NAMESPACE_ANNOTATION.into(),
+            Value::String(req.namespace.to_owned()),
+        );
+    }
+}
