@@ -429,3 +429,30 @@ async fn a_chart_that_tries_to_leave_the_namespace_is_refused() {
         "tenant.provisioned"
     );
 }
+
+#[tokio::test]
+async fn at_most_ten_revisions_are_kept() {
+    let h = Harness::start().await;
+    let req = request_with("busy", "free", Some("1.0.0"), json!({}));
+    h.publish(&req).await;
+    h.completion("busy", req.id).await;
+    for minor in 1..=11 {
+        let up = upgrade_to("busy", None, Some(&format!("1.{minor}.0")));
+        h.publish(&up).await;
+        assert_eq!(
+            h.completion("busy", up.id).await["data"]["release_revision"],
+            minor + 1
+        );
+    }
+    h.wait_idle().await;
+    let history = releases(&h.kube(), "busy").await;
+    let versions: Vec<u32> = history.iter().map(|r| r.version).collect();
+    assert_eq!(versions, (3..=12).collect::<Vec<_>>());
+    assert_eq!(history.last().unwrap().info.status, ReleaseStatus::Deployed);
+    assert!(
+        history[..9]
+            .iter()
+            .all(|r| r.info.status == ReleaseStatus::Superseded)
+    );
+    assert!(image_of(&deployment(&h, "busy").await).ends_with(":1.11.0"));
+}
