@@ -115,7 +115,7 @@ async fn demo(nats_url: &str, kubeconfig: &str) -> Result<(), Error> {
             .await?;
     println!(
         "demo: {} on {}\n{}\n\
-         demo: look at it with\n  kubectl --kubeconfig {kubeconfig} -n tenant-demo get resourcequota,limitrange,networkpolicy,serviceaccount,role,rolebinding\n",
+         demo: look at it with\n  kubectl --kubeconfig {kubeconfig} -n tenant-demo get resourcequota,limitrange,networkpolicy,serviceaccount,role,rolebinding\n  kubectl --kubeconfig {kubeconfig} -n tenant-demo get deployment,service,configmap,secret\n",
         done["type"].as_str().unwrap_or("?"),
         done["data"]["namespace"].as_str().unwrap_or("?"),
         serde_json::to_string_pretty(&done).expect("JSON prints")
