@@ -172,11 +172,16 @@ impl Harness {
 
     /// Waits for the completion event of inbound event `id` about `tenant`.
     pub async fn completion(&self, tenant: &str, id: uuid::Uuid) -> Value {
+        self.completion_within(tenant, id, PATIENCE).await
+    }
+
+    /// Like [`Harness::completion`], waiting up to `limit`.
+    pub async fn completion_within(&self, tenant: &str, id: uuid::Uuid, limit: Duration) -> Value {
         tenant_worker::commands::publish::wait_for_completion(
             &self.js,
             &TenantId::parse(tenant).unwrap(),
             id,
-            PATIENCE,
+            limit,
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"))
