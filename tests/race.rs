@@ -154,7 +154,9 @@ async fn three_replicas_converge_on_the_last_intent_of_every_tenant() {
     for (tenant, steps) in &scripts {
         let (_, types) = expected(steps);
         for (id, want) in ids[tenant].iter().zip(types) {
-            let got = h.completion(tenant, *id).await;
+            let got = h
+                .completion_within(tenant, *id, Duration::from_secs(120))
+                .await;
             assert_eq!(got["type"], want, "{tenant} {steps:?}: {got:#}");
         }
     }
