@@ -390,4 +390,23 @@ async fn a_hundred_tenants_requested_at_once_are_all_provisioned() {
             e.subject
         );
     }
+    // `status` lists every record, in tenant order.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
+        .args(["status", "--json", "--nats-url", &h.nats.url()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let tenants: Vec<&str> = records
+        .iter()
+        .map(|r| r["tenant_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("bulk-{i:03}")).collect();
+    assert_eq!(tenants, expected);
+    assert!(records.iter().all(|r| r["status"] == "ready"));
 }
