@@ -182,6 +182,11 @@ pub struct Route {
     pub plan: String,
     /// `ready` while the tenant serves traffic.
     pub status: String,
+    /// The `TENANT_LIFECYCLE` stream sequence of the event that set this
+    /// route. Events apply in stream order per tenant, so it only grows: a
+    /// gateway ignores a route older than the one it has.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Publishers and stores on an established topology.

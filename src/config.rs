@@ -48,6 +48,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show the worker's record of tenants (KV tenant_state).
     Status(StatusArgs),
+    /// The routing table (KV tenant_routes), as a gateway sees it.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
     /// Render the chart for a tenant offline, as the worker would install it,
     /// and print the manifests like `helm template` (no NATS, no cluster).
     ///
@@ -327,6 +330,29 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tenant-worker routes ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// A reference gateway-side consumer of KV tenant_routes: prints the live
+    /// table, then every change as it happens (`+` a route set, `-` a route
+    /// withdrawn), ignoring any route older (by `generation`) than the one it
+    /// has, as a gateway's tenant -> endpoint cache should. Ctrl-C stops it.
+    Watch(RoutesWatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesWatchArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// One JSON object per line: `{"op":"put","tenant":..,"route":{..}}` or
+    /// `{"op":"delete","tenant":..}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the current table and exit instead of following changes.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// Arguments of `tenant-worker render` (see [`Command::Render`]).

@@ -29,7 +29,9 @@ async fn main() -> std::process::ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = tenant_worker::failpoint::setup();
     let default_level = match cli.command {
-        Command::Publish(_) | Command::Status(_) | Command::Render(_) => "warn",
+        Command::Publish(_) | Command::Status(_) | Command::Render(_) | Command::Routes(_) => {
+            "warn"
+        }
         Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
     };
     tenant_worker::telemetry::init(cli.log_format, default_level);
@@ -46,6 +48,9 @@ async fn main() -> std::process::ExitCode {
         Command::EmbeddedApi(args) => commands::dev::embedded_api(args, shutdown_signal()).await,
         Command::Publish(args) => commands::publish::run(&args).await,
         Command::Status(args) => commands::status::run(&args).await,
+        Command::Routes(tenant_worker::config::RoutesCommand::Watch(args)) => {
+            commands::routes::watch(&args, shutdown_signal()).await
+        }
         Command::Render(args) => commands::render::run(&args),
     };
     match result {

@@ -194,3 +194,82 @@ async fn status_shows_the_saga_in_flight_and_its_steps() {
         "{table}"
     );
 }
+
+#[tokio::test]
+async fn routes_watch_follows_a_tenant_from_route_to_removal() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let h = Harness::start_with(
+        |_| {},
+        tenant_worker::embedded_api::EmbeddedApiConfig {
+            namespace_termination_delay: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
+        .args(["routes", "watch", "--json", "--nats-url", &h.nats.url()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("a route change in time")
+            .unwrap()
+            .expect("watch still running");
+        serde_json::from_str(&line).unwrap()
+    };
+
+    let req = requested("routed", "standard");
+    let req_seq = h.publish(&req).await;
+    let added = next().await;
+    assert_eq!(
+        (added["op"].as_str(), added["tenant"].as_str()),
+        (Some("put"), Some("routed"))
+    );
+    assert_eq!(added["route"]["generation"], req_seq);
+    assert_eq!(
+        added["route"]["host"],
+        "app.tenant-routed.svc.cluster.local"
+    );
+    // Published only once the release is ready.
+    let deployments =
+        kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(h.kube(), "tenant-routed")
+            .list(&Default::default())
+            .await
+            .unwrap();
+    let status = deployments.items[0].status.clone().unwrap();
+    assert_eq!(status.available_replicas, status.replicas, "{status:?}");
+    h.completion("routed", req.id).await;
+
+    let up = upgraded("routed", "premium");
+    let up_seq = h.publish(&up).await;
+    let updated = next().await;
+    assert_eq!(updated["op"], "put");
+    assert_eq!(updated["route"]["plan"], "premium");
+    assert_eq!(updated["route"]["generation"], up_seq);
+    assert!(up_seq > req_seq, "the generation grows");
+
+    let del = deleted("routed");
+    h.publish(&del).await;
+    let removed = next().await;
+    assert_eq!(
+        (removed["op"].as_str(), removed["tenant"].as_str()),
+        (Some("delete"), Some("routed"))
+    );
+    // Withdrawn while the namespace still exists: no traffic to a dying tenant.
+    assert!(
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(h.kube())
+            .get_opt("tenant-routed")
+            .await
+            .unwrap()
+            .is_some(),
+        "the route goes before the namespace"
+    );
+    assert_eq!(
+        h.completion("routed", del.id).await["type"],
+        "tenant.deprovisioned"
+    );
+}

@@ -4,4 +4,5 @@
 pub mod dev;
 pub mod publish;
 pub mod render;
+pub mod routes;
 pub mod status;

@@ -309,7 +309,7 @@ impl Engine {
         }
         crash_point("saga.after_publish");
         let event_type = completion.event_type;
-        self.update_route(&event.tenant_id, &v.record, event_type)
+        self.update_route(&event.tenant_id, &v.record, event_type, sequence)
             .await?;
         v.record
             .finish(event.id, event.intent.event_type(), sequence, event_type);
@@ -526,12 +526,14 @@ impl Engine {
     }
 
     /// Brings `tenant_routes` in line with the record after an outcome of type
-    /// `outcome`: a route for a live tenant, none otherwise.
+    /// `outcome` of the event at stream `sequence`: a route for a live tenant
+    /// (its generation is that sequence), none otherwise.
     async fn update_route(
         &self,
         tenant: &TenantId,
         record: &TenantRecord,
         outcome: EventType,
+        sequence: u64,
     ) -> Result<(), Error> {
         match outcome {
             EventType::Provisioned | EventType::UpgradeCompleted => {
@@ -543,6 +545,7 @@ impl Engine {
                     app_version: record.app_version.clone().unwrap_or_default(),
                     plan: record.plan.clone().unwrap_or_default(),
                     status: "ready".into(),
+                    generation: sequence,
                 };
                 self.bus.put_route(tenant, &route).await
             }
