@@ -23,7 +23,7 @@ use crate::contract::{
     TenantId, completion_msg_id_of,
 };
 use crate::error::Error;
-use crate::saga::state::Attempt;
+use crate::saga::state::{Attempt, TenantRecord};
 use crate::saga::store::StateStore;
 
 /// What a dead letter says about the deliveries before it.
@@ -187,6 +187,27 @@ pub struct Route {
     /// gateway ignores a route older than the one it has.
     #[serde(default)]
     pub generation: u64,
+}
+
+/// `<service>.<namespace>.svc.cluster.local`: the in-cluster name of a tenant's application.
+pub fn service_host(service: &str, namespace: &str) -> String {
+    format!("{service}.{namespace}.svc.cluster.local")
+}
+
+impl Route {
+    /// The route of a live tenant, from its record: its application service
+    /// `service:port` in its namespace, at `generation`.
+    pub fn for_record(record: &TenantRecord, service: &str, port: u16, generation: u64) -> Self {
+        Self {
+            namespace: record.namespace.clone(),
+            host: service_host(service, &record.namespace),
+            port,
+            app_version: record.app_version.clone().unwrap_or_default(),
+            plan: record.plan.clone().unwrap_or_default(),
+            status: "ready".into(),
+            generation,
+        }
+    }
 }
 
 /// Publishers and stores on an established topology.

@@ -340,6 +340,37 @@ pub enum RoutesCommand {
     /// withdrawn), ignoring any route older (by `generation`) than the one it
     /// has, as a gateway's tenant -> endpoint cache should. Ctrl-C stops it.
     Watch(RoutesWatchArgs),
+    /// Recompute KV tenant_routes from tenant_state and the cluster: a route
+    /// for every tenant that is ready (namespace present, release deployed),
+    /// none for any other, and print what changed. Safe while workers run:
+    /// a rebuilt route carries the generation of the tenant's last applied
+    /// event, so gateways never prefer it over a newer one.
+    Rebuild(RoutesRebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesRebuildArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Kubeconfig file; without it, KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Prefix of tenant namespaces, as the worker runs with.
+    #[arg(
+        long,
+        env = "TENANT_WORKER_NAMESPACE_PREFIX",
+        default_value = "tenant-"
+    )]
+    pub namespace_prefix: String,
+    /// Service name of the tenant's application, as the worker runs with.
+    #[arg(long, env = "TENANT_WORKER_APP_SERVICE", default_value = "app")]
+    pub app_service: String,
+    /// Port of the tenant's application service, as the worker runs with.
+    #[arg(long, env = "TENANT_WORKER_APP_PORT", default_value_t = 8080)]
+    pub app_port: u16,
+    /// Print what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

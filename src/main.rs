@@ -51,6 +51,9 @@ async fn main() -> std::process::ExitCode {
         Command::Routes(tenant_worker::config::RoutesCommand::Watch(args)) => {
             commands::routes::watch(&args, shutdown_signal()).await
         }
+        Command::Routes(tenant_worker::config::RoutesCommand::Rebuild(args)) => {
+            commands::routes::rebuild(&args).await
+        }
         Command::Render(args) => commands::render::run(&args),
     };
     match result {

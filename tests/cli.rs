@@ -273,3 +273,75 @@ async fn routes_watch_follows_a_tenant_from_route_to_removal() {
         "tenant.deprovisioned"
     );
 }
+
+#[tokio::test]
+async fn routes_rebuild_restores_the_table_from_records_and_cluster() {
+    let h = Harness::start().await;
+    let url = h.nats.url();
+    let kept = requested("kept", "standard");
+    let lost = requested("lost", "free");
+    h.publish(&kept).await;
+    let lost_seq = h.publish(&lost).await;
+    h.completion("kept", kept.id).await;
+    h.completion("lost", lost.id).await;
+    h.wait_idle().await;
+
+    // Damage the table: a route lost, one tampered with, one for nobody.
+    let routes = h.js.get_key_value("tenant_routes").await.unwrap();
+    routes.delete("lost").await.unwrap();
+    let mut tampered = h.kv("tenant_routes", "kept").await.unwrap();
+    tampered["plan"] = "premium".into();
+    routes
+        .put("kept", serde_json::to_vec(&tampered).unwrap().into())
+        .await
+        .unwrap();
+    let ghost = serde_json::json!({"namespace": "tenant-ghost", "host": "app.tenant-ghost.svc.cluster.local",
+        "port": 8080, "app_version": "1.0.0", "plan": "free", "status": "ready", "generation": 1});
+    routes
+        .put("ghost", serde_json::to_vec(&ghost).unwrap().into())
+        .await
+        .unwrap();
+    let kubeconfig = h.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+
+    let dry = cli(
+        &["routes", "rebuild", "--dry-run", "--kubeconfig", kubeconfig],
+        &url,
+    )
+    .await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    assert!(
+        text.contains("+ lost") && text.contains("+ kept") && text.contains("- ghost"),
+        "{text}"
+    );
+    assert!(text.contains("2 set, 1 withdrawn, 0 unchanged"), "{text}");
+    assert!(
+        h.kv("tenant_routes", "lost").await.is_none(),
+        "a dry run writes nothing"
+    );
+
+    let out = cli(&["routes", "rebuild", "--kubeconfig", kubeconfig], &url).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("routes rebuilt: 2 set, 1 withdrawn"),
+        "{}",
+        stdout(&out)
+    );
+    let restored = h.kv("tenant_routes", "lost").await.expect("route restored");
+    assert_eq!(restored["plan"], "free");
+    assert_eq!(restored["generation"], lost_seq);
+    assert_eq!(
+        h.kv("tenant_routes", "kept").await.unwrap()["plan"],
+        "standard"
+    );
+    assert!(h.kv("tenant_routes", "ghost").await.is_none());
+
+    // Rebuilding again changes nothing.
+    let again = cli(&["routes", "rebuild", "--kubeconfig", kubeconfig], &url).await;
+    assert!(
+        stdout(&again).contains("0 set, 0 withdrawn, 2 unchanged"),
+        "{}",
+        stdout(&again)
+    );
+}

@@ -12,9 +12,14 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::bus::Route;
-use crate::config::RoutesWatchArgs;
-use crate::contract::ROUTES_BUCKET;
+use crate::cluster::release_records::ReleaseStatus;
+use crate::cluster::{Cluster, NamespaceState};
+use crate::config::{RoutesRebuildArgs, RoutesWatchArgs};
+use crate::contract::{ROUTES_BUCKET, STATE_BUCKET};
 use crate::error::Error;
+use crate::retry::RetryPolicy;
+use crate::saga::state::{TenantRecord, TenantStatus};
+use crate::saga::store::StateStore;
 
 /// A gateway's view of the routes: what it applies, what it ignores.
 #[derive(Debug, Default)]
@@ -135,6 +140,144 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// The routes stored now, by tenant (the latest value of every key).
+async fn stored_routes(bucket: &kv::Store) -> Result<BTreeMap<String, Route>, Error> {
+    let mut table = RouteTable::default();
+    let stored = bucket
+        .status()
+        .await
+        .map_err(|e| Error::nats("read tenant_routes status", e))?
+        .values();
+    if stored > 0 {
+        let mut entries = bucket
+            .watch_with_history(">")
+            .await
+            .map_err(|e| Error::nats("read tenant_routes", e))?;
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(|e| Error::nats("read tenant_routes", e))?;
+            table.apply(&entry.key, entry.operation, &entry.value);
+            if entry.delta == 0 {
+                break;
+            }
+        }
+    }
+    Ok(table.routes)
+}
+
+/// The route `record` calls for now: one when the tenant is ready, its
+/// namespace is there (not terminating) and its release is deployed.
+async fn desired_route(
+    cluster: &Cluster,
+    record: &TenantRecord,
+    args: &RoutesRebuildArgs,
+) -> Result<Option<Route>, Error> {
+    if record.status != TenantStatus::Ready || record.plan.is_none() {
+        return Ok(None);
+    }
+    if cluster.namespace_state(&record.tenant_id).await?
+        != (NamespaceState::Owned { terminating: false })
+    {
+        return Ok(None);
+    }
+    let deployed = cluster
+        .release_history(&record.namespace, record.tenant_id.as_str())
+        .await?
+        .iter()
+        .any(|r| r.info.status == ReleaseStatus::Deployed);
+    Ok(deployed.then(|| {
+        Route::for_record(
+            record,
+            &args.app_service,
+            args.app_port,
+            record.last_sequence,
+        )
+    }))
+}
+
+/// Runs `tenant-worker routes rebuild`.
+///
+/// # Errors
+/// An unreachable NATS or cluster, or missing buckets.
+pub async fn rebuild(args: &RoutesRebuildArgs) -> Result<(), Error> {
+    let client = args.nats.connect("tenant-worker-routes").await?;
+    let js = jetstream::new(client);
+    let open = async |name: &'static str| {
+        js.get_key_value(name).await.map_err(|e| {
+            Error::nats(
+                "open bucket",
+                format!("{name}: {e} (has a worker run against this NATS? it creates the buckets)"),
+            )
+        })
+    };
+    let routes = open(ROUTES_BUCKET).await?;
+    let records = StateStore::new(open(STATE_BUCKET).await?).all().await?;
+    let kube = crate::cluster::connect(args.kubeconfig.as_deref()).await?;
+    let cluster = Cluster::new(kube, args.namespace_prefix.clone(), RetryPolicy::default());
+    let mut stored = stored_routes(&routes).await?;
+    let (mut set, mut withdrawn, mut unchanged) = (0, 0, 0);
+    for record in &records {
+        let tenant = record.tenant_id.as_str();
+        let want = desired_route(&cluster, record, args).await?;
+        let have = stored.remove(tenant);
+        match (want, have) {
+            (Some(want), Some(have)) if want == have => unchanged += 1,
+            (Some(want), have) => {
+                if have
+                    .as_ref()
+                    .is_some_and(|h| h.generation > want.generation)
+                {
+                    // Written by a worker after the record was read: newer.
+                    unchanged += 1;
+                    continue;
+                }
+                println!(
+                    "{}",
+                    line(&Change::Put(tenant.to_owned(), want.clone()), false).expect("puts print")
+                );
+                if !args.dry_run {
+                    let value = serde_json::to_vec(&want).expect("routes serialize");
+                    routes
+                        .put(tenant, value.into())
+                        .await
+                        .map_err(|e| Error::nats("write tenant_routes", e))?;
+                }
+                set += 1;
+            }
+            (None, Some(_)) => {
+                withdraw(&routes, tenant, args.dry_run).await?;
+                withdrawn += 1;
+            }
+            (None, None) => unchanged += 1,
+        }
+    }
+    // Routes of tenants the worker has no record of.
+    for tenant in stored.keys() {
+        withdraw(&routes, tenant, args.dry_run).await?;
+        withdrawn += 1;
+    }
+    println!(
+        "routes {}: {set} set, {withdrawn} withdrawn, {unchanged} unchanged ({} tenant records)",
+        if args.dry_run {
+            "that a rebuild would change"
+        } else {
+            "rebuilt"
+        },
+        records.len()
+    );
+    Ok(())
+}
+
+async fn withdraw(routes: &kv::Store, tenant: &str, dry_run: bool) -> Result<(), Error> {
+    println!("- {tenant}");
+    if !dry_run {
+        routes
+            .delete(tenant)
+            .await
+            .map_err(|e| Error::nats("delete from tenant_routes", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

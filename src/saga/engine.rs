@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 use super::execution::{StepsResult, Target};
 use super::state::{TenantRecord, TenantStatus};
 use super::store::Versioned;
-use crate::bus::{Bus, Route};
+use crate::bus::{Bus, Route, service_host};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
     CloudEvent, Deprovisioned, Endpoint, EventType, InboundEvent, Intent, Outcome, Provisioned,
@@ -517,10 +517,7 @@ impl Engine {
 
     fn endpoint(&self, namespace: &str) -> Endpoint {
         Endpoint {
-            host: format!(
-                "{}.{namespace}.svc.cluster.local",
-                self.settings.app_service
-            ),
+            host: service_host(&self.settings.app_service, namespace),
             port: self.settings.app_port,
         }
     }
@@ -537,16 +534,12 @@ impl Engine {
     ) -> Result<(), Error> {
         match outcome {
             EventType::Provisioned | EventType::UpgradeCompleted => {
-                let endpoint = self.endpoint(&record.namespace);
-                let route = Route {
-                    namespace: record.namespace.clone(),
-                    host: endpoint.host,
-                    port: endpoint.port,
-                    app_version: record.app_version.clone().unwrap_or_default(),
-                    plan: record.plan.clone().unwrap_or_default(),
-                    status: "ready".into(),
-                    generation: sequence,
-                };
+                let route = Route::for_record(
+                    record,
+                    &self.settings.app_service,
+                    self.settings.app_port,
+                    sequence,
+                );
                 self.bus.put_route(tenant, &route).await
             }
             EventType::Deprovisioned => self.bus.delete_route(tenant).await,
