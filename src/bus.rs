@@ -219,6 +219,30 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// The topology a worker created, for tools (`reconcile`, `replay`): opens
+    /// the buckets without creating or changing anything.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when a bucket does not exist (no worker ran against
+    /// this NATS yet) or NATS cannot be reached.
+    pub async fn open(js: &jetstream::Context) -> Result<Self, Error> {
+        let open = async |name: &'static str| {
+            js.get_key_value(name).await.map_err(|e| {
+                Error::nats(
+                    "open bucket",
+                    format!(
+                        "{name}: {e} (has a worker run against this NATS? it creates the buckets)"
+                    ),
+                )
+            })
+        };
+        Ok(Self {
+            js: js.clone(),
+            state: StateStore::new(open(STATE_BUCKET).await?),
+            routes: open(ROUTES_BUCKET).await?,
+        })
+    }
+
     pub fn state(&self) -> &StateStore {
         &self.state
     }

@@ -51,6 +51,22 @@ pub enum Command {
     /// The routing table (KV tenant_routes), as a gateway sees it.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Compare every tenant's objects in the cluster with what its record says
+    /// should be there (namespace, quota, limits, network policy, RBAC, the
+    /// deployed release's objects; no namespace for a deleted tenant) and
+    /// report the drift; with --apply, repair it through the saga engine and
+    /// publish tenant.drift_repaired per repaired tenant.
+    ///
+    /// Takes the workers' settings (same flags and environment variables), so
+    /// that it expects what the workers would apply. Drift is found with
+    /// server-side apply dry runs, as `kubectl diff --server-side` does: fields
+    /// other managers own (an autoscaler's replicas, someone's extra label)
+    /// are not drift. Tenants with a saga in flight are skipped. Objects that
+    /// are in the way without the worker's labels are reported, never touched.
+    ///
+    /// Exit status: 0 when everything is in sync (or was repaired), 1 when drift
+    /// was found and not repaired, or on error.
+    Reconcile(ReconcileArgs),
     /// Render the chart for a tenant offline, as the worker would install it,
     /// and print the manifests like `helm template` (no NATS, no cluster).
     ///
@@ -154,6 +170,16 @@ pub struct WorkerArgs {
     /// Replicas of the streams and buckets the worker creates (3 on a NATS cluster).
     #[arg(long, env = "TENANT_WORKER_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub stream_replicas: u8,
+    /// Seconds between drift checks of every tenant by this replica, each
+    /// followed by a repair of what drifted (as `reconcile --apply`, publishing
+    /// tenant.drift_repaired); 0 turns periodic reconciling off. Each pass
+    /// costs two Kubernetes requests per object of every tenant.
+    #[arg(
+        long,
+        env = "TENANT_WORKER_RECONCILE_INTERVAL_SECS",
+        default_value_t = 0
+    )]
+    pub reconcile_interval_secs: u64,
 }
 
 impl WorkerArgs {
@@ -210,6 +236,8 @@ impl WorkerArgs {
             },
             concurrency: usize::from(self.concurrency),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            reconcile_interval: (self.reconcile_interval_secs > 0)
+                .then(|| Duration::from_secs(self.reconcile_interval_secs)),
         })
     }
 }
@@ -319,6 +347,26 @@ pub struct PublishArgs {
     /// Wait up to this many seconds for the completion event and print it (0: don't wait).
     #[arg(long, default_value_t = 30)]
     pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Kubeconfig file; without it, KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Repair what drifted (without it, only report).
+    #[arg(long)]
+    pub apply: bool,
+    /// One JSON object per tenant that is not in sync, instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
 }
 
 #[derive(Debug, Args)]

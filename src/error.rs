@@ -36,6 +36,9 @@ pub enum Error {
     Plans(#[from] crate::plans::PlanError),
     #[error("{0}")]
     Setup(String),
+    /// A check (`reconcile`, `replay`) found what it reports, or could not fix it.
+    #[error("{0}")]
+    Found(String),
 }
 
 /// `Result` with the crate error.
@@ -70,7 +73,7 @@ impl Error {
             | Self::TenantBusy { .. }
             | Self::SagaPending { .. }
             | Self::Interrupted => true,
-            Self::CorruptRecord { .. } | Self::Plans(_) | Self::Setup(_) => false,
+            Self::CorruptRecord { .. } | Self::Plans(_) | Self::Setup(_) | Self::Found(_) => false,
         }
     }
 
@@ -94,6 +97,7 @@ impl Error {
             Self::CorruptRecord { .. } => "corrupt_record",
             Self::Plans(_) => "plans",
             Self::Setup(_) => "setup",
+            Self::Found(_) => "found",
         }
     }
 }

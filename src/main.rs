@@ -29,9 +29,11 @@ async fn main() -> std::process::ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = tenant_worker::failpoint::setup();
     let default_level = match cli.command {
-        Command::Publish(_) | Command::Status(_) | Command::Render(_) | Command::Routes(_) => {
-            "warn"
-        }
+        Command::Publish(_)
+        | Command::Status(_)
+        | Command::Render(_)
+        | Command::Routes(_)
+        | Command::Reconcile(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
     };
     tenant_worker::telemetry::init(cli.log_format, default_level);
@@ -55,6 +57,7 @@ async fn main() -> std::process::ExitCode {
             commands::routes::rebuild(&args).await
         }
         Command::Render(args) => commands::render::run(&args),
+        Command::Reconcile(args) => commands::reconcile::run(&args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

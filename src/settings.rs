@@ -52,6 +52,9 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// How long in-flight sagas may run after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How often this replica checks every tenant for drift and repairs it
+    /// (`None`: never).
+    pub reconcile_interval: Option<Duration>,
 }
 
 impl WorkerSettings {
@@ -72,6 +75,7 @@ impl WorkerSettings {
             topology: TopologySettings::default(),
             concurrency: 32,
             shutdown_grace: Duration::from_secs(25),
+            reconcile_interval: None,
         }
     }
 

@@ -122,6 +122,9 @@ pub async fn run(
         plans = ?settings.plans.names().collect::<Vec<_>>(),
         "tenant-worker consuming tenant.lifecycle.>"
     );
+    let reconciler = settings
+        .reconcile_interval
+        .map(|every| tokio::spawn(reconcile_periodically(engine.clone(), every)));
     let settings = Arc::new(settings);
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let busy = Busy::default();
@@ -176,9 +179,43 @@ pub async fn run(
             while in_flight.try_join_next().is_some() {}
         }
     }
+    if let Some(reconciler) = reconciler {
+        // A repair cut short leaves its lease to expire; the next pass redoes it.
+        reconciler.abort();
+    }
     drain(&engine, &mut in_flight, settings.shutdown_grace).await;
     info!("tenant-worker stopped");
     Ok(())
+}
+
+/// Checks every tenant for drift every `every` (the first pass after one
+/// interval, each started at a random point of its first tenth so that
+/// replicas drift apart) and repairs what drifted. Replicas doing this at once
+/// are safe: a repair takes the tenant's lease with compare-and-set.
+async fn reconcile_periodically(engine: Engine, every: Duration) {
+    loop {
+        let jitter = every.mul_f64(fastrand::f64() / 10.0);
+        tokio::time::sleep(every + jitter).await;
+        let records = match engine.bus.state().all().await {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(error = %e, "reconcile: cannot read tenant_state; next pass later");
+                continue;
+            }
+        };
+        let report = |line: String| info!(target: "tenant_worker::reconcile", "{line}");
+        match crate::commands::reconcile::pass(&engine, &records, true, report, false).await {
+            Ok(s) => info!(
+                checked = s.checked,
+                in_sync = s.in_sync,
+                drifted = s.drifted,
+                repaired = s.repaired,
+                skipped = s.skipped,
+                "reconcile pass done"
+            ),
+            Err(e) => warn!(error = %e, "reconcile pass stopped; next pass later"),
+        }
+    }
 }
 
 /// After a shutdown signal: sagas get the first half of `grace` to finish;

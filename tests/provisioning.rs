@@ -208,6 +208,10 @@ async fn deleting_a_tenant_that_never_existed_is_deprovisioned() {
     let done = h.completion("never", del.id).await;
     assert_eq!(done["type"], "tenant.deprovisioned");
     assert_matches_schema(&done);
+    assert!(
+        done["data"].get("plan").is_none(),
+        "nothing was billed: {done:#}"
+    );
 }
 
 #[tokio::test]

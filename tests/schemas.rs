@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use tenant_worker::contract::typed::parse_typed;
 use tenant_worker::contract::{
-    CompensationFailure, DecodeErrorKind, Deprovisioned, Endpoint, EventType, Failed, InboundEvent,
-    IntentKind, Outcome, Provisioned, RejectReason, Rejected, TenantDeleted, TenantId,
-    TenantRequested, TenantUpgraded, UpgradeCompleted, completion_event, decode_inbound,
-    schema_for,
+    CloudEvent, CompensationFailure, Completion, DecodeErrorKind, Deprovisioned, DriftKind,
+    DriftRepaired, Endpoint, EventType, Failed, InboundEvent, IntentKind, Outcome, Provisioned,
+    RejectReason, Rejected, RepairedObject, TenantDeleted, TenantId, TenantRequested,
+    TenantUpgraded, UpgradeCompleted, WORKER_SOURCE, completion_event, decode_inbound, schema_for,
 };
 
 const MAX_BYTES: usize = 1 << 20;
@@ -337,6 +337,19 @@ fn reject_reasons() -> Vec<RejectReason> {
     all
 }
 
+/// Every drift kind; the match stops compiling when a variant is added, so
+/// that the new kind is added here (and then to the schema, which this test checks).
+fn drift_kinds() -> Vec<DriftKind> {
+    use DriftKind::*;
+    let all = vec![Missing, Modified, Unexpected];
+    for kind in &all {
+        match kind {
+            Missing | Modified | Unexpected => {}
+        }
+    }
+    all
+}
+
 #[test]
 fn schema_enums_are_the_rust_enums() {
     let rejected = schema_json(EventType::Rejected);
@@ -359,6 +372,18 @@ fn schema_enums_are_the_rust_enums() {
         failed["$defs"]["data"]["properties"]["intent"]["enum"],
         serde_json::to_value(intents).unwrap(),
         "tenant.failed intents"
+    );
+    let drift_repaired = schema_json(EventType::DriftRepaired);
+    let kinds: Vec<&str> = drift_kinds().into_iter().map(DriftKind::as_str).collect();
+    assert_eq!(
+        drift_repaired["$defs"]["repairedObject"]["properties"]["drift"]["enum"],
+        json!(kinds),
+        "tenant.drift_repaired drift kinds"
+    );
+    assert_eq!(
+        serde_json::to_value(drift_kinds()).unwrap(),
+        json!(kinds),
+        "DriftKind serializes as its as_str"
     );
 }
 
@@ -517,6 +542,7 @@ fn completion_events_built_by_the_worker_pass_their_schema() {
             }),
             Outcome::Deprovisioned(Deprovisioned {
                 namespace,
+                plan: Some("pro".into()),
                 deleted_at: now,
             }),
             Outcome::Failed(Failed {
@@ -552,30 +578,8 @@ fn completion_events_built_by_the_worker_pass_their_schema() {
                 let completion = serde_json::to_value(completion_event(&inbound, &outcome))
                     .expect("completion event serializes");
                 let at = format!("{out} for valid/{t}/{name}");
-                // Every field of the Rust type is declared, every required one is
-                // there (the fixtures fill the optional ones too).
-                let fields = keys(&completion["data"]);
-                let required = schema_json(out)["$defs"]["data"]["required"].clone();
-                let mut required: Vec<String> = serde_json::from_value(required).unwrap();
-                required.sort();
-                if fields != data_properties(out) || !required.iter().all(|r| fields.contains(r)) {
-                    failures.push(format!(
-                        "{at}: the Rust fields {fields:?} are not the schema's properties {:?} \
-                         and required {required:?}",
-                        data_properties(out)
-                    ));
-                }
-                let errors = schema_errors(&validator(out), &completion);
-                if !errors.is_empty() {
-                    failures.push(format!("{at}: schema refuses it: {}", errors.join("; ")));
-                }
-                match parse_typed(&completion) {
-                    Ok(typed) if typed.to_json() != completion => {
-                        failures.push(format!("{at}: does not round-trip"));
-                    }
-                    Ok(_) => {}
-                    Err(e) => failures.push(format!("{at}: parse_typed refuses it: {e}")),
-                }
+                // The fixtures fill the optional fields too.
+                check_built_event(&at, out, &completion, true, &mut failures);
                 let metadata = inbound.intent.metadata().cloned().unwrap_or_default();
                 if completion["data"]["metadata"] != Value::Object(metadata) {
                     failures.push(format!("{at}: metadata not passed through"));
@@ -584,4 +588,142 @@ fn completion_events_built_by_the_worker_pass_their_schema() {
         }
     }
     assert_no_failures("completion events refused", &failures);
+}
+
+/// Checks an outbound event built from the Rust types: every required field is
+/// there and, with `full` (every optional field filled), every field of the Rust
+/// type is declared by the schema; it passes the schema and the typed parse,
+/// and round-trips.
+fn check_built_event(
+    at: &str,
+    out: EventType,
+    event: &Value,
+    full: bool,
+    failures: &mut Vec<String>,
+) {
+    let fields = keys(&event["data"]);
+    let required = schema_json(out)["$defs"]["data"]["required"].clone();
+    let mut required: Vec<String> = serde_json::from_value(required).unwrap();
+    required.sort();
+    if (full && fields != data_properties(out)) || !required.iter().all(|r| fields.contains(r)) {
+        failures.push(format!(
+            "{at}: the Rust fields {fields:?} are not the schema's properties {:?} \
+             and required {required:?}",
+            data_properties(out)
+        ));
+    }
+    let errors = schema_errors(&validator(out), event);
+    if !errors.is_empty() {
+        failures.push(format!("{at}: schema refuses it: {}", errors.join("; ")));
+    }
+    match parse_typed(event) {
+        Ok(typed) if typed.event_type() != out => {
+            failures.push(format!("{at}: parsed as {}", typed.event_type()));
+        }
+        Ok(typed) if typed.to_json() != *event => {
+            failures.push(format!("{at}: does not round-trip"));
+        }
+        Ok(_) => {}
+        Err(e) => failures.push(format!("{at}: parse_typed refuses it: {e}")),
+    }
+}
+
+/// The `tenant.drift_repaired` events the reconciler publishes, built from the
+/// Rust types with the last event applied to each valid inbound example as
+/// `causation_id`, pass their schema and the typed parse: a live tenant's
+/// repair (every optional field filled) and a deleted tenant's leftovers (no
+/// plan, no version).
+#[test]
+fn drift_repaired_events_built_from_the_rust_types_pass_their_schema() {
+    let object =
+        |api_version: &str, kind: &str, name: &str, drift, fields: &[&str]| RepairedObject {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            drift,
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        };
+    let declared =
+        keys(&schema_json(EventType::DriftRepaired)["$defs"]["repairedObject"]["properties"]);
+    let mut failures = Vec::new();
+    for t in EventType::ALL.into_iter().filter(|t| t.is_inbound()) {
+        for (name, (bytes, event)) in examples("valid", t) {
+            let inbound = decode_inbound(&nats_subject(t, &event), &bytes, MAX_BYTES)
+                .unwrap_or_else(|e| panic!("valid/{t}/{name}: {e}"));
+            let namespace = format!("tenant-{}", inbound.tenant_id);
+            let detected_at = jiff::Timestamp::now();
+            let live = DriftRepaired {
+                namespace: namespace.clone(),
+                plan: Some("pro".into()),
+                app_version: Some("2.4.1".into()),
+                release_revision: 3,
+                repaired: vec![
+                    object(
+                        "v1",
+                        "ResourceQuota",
+                        "tenant-quota",
+                        DriftKind::Modified,
+                        &["spec.hard.limits.cpu", "spec.hard.pods"],
+                    ),
+                    object(
+                        "networking.k8s.io/v1",
+                        "NetworkPolicy",
+                        "tenant-isolation",
+                        DriftKind::Missing,
+                        &[],
+                    ),
+                    object(
+                        "apps/v1",
+                        "Deployment",
+                        "tenant-app",
+                        DriftKind::Missing,
+                        &[],
+                    ),
+                ],
+                detected_at,
+                repaired_at: detected_at + jiff::SignedDuration::from_millis(4250),
+            };
+            let leftovers = DriftRepaired {
+                namespace: namespace.clone(),
+                plan: None,
+                app_version: None,
+                release_revision: 0,
+                repaired: vec![object(
+                    "v1",
+                    "Namespace",
+                    &namespace,
+                    DriftKind::Unexpected,
+                    &[],
+                )],
+                detected_at,
+                repaired_at: detected_at,
+            };
+            for (case, detail, full) in [("live", live, true), ("leftovers", leftovers, false)] {
+                let data = Completion {
+                    tenant_id: inbound.tenant_id.clone(),
+                    causation_id: inbound.id,
+                    metadata: serde_json::Map::new(),
+                    detail,
+                };
+                let repair = CloudEvent::new(
+                    WORKER_SOURCE,
+                    EventType::DriftRepaired,
+                    inbound.tenant_id.clone(),
+                    data,
+                );
+                let built = serde_json::to_value(&repair).expect("drift_repaired serializes");
+                let at = format!("tenant.drift_repaired ({case}) for valid/{t}/{name}");
+                check_built_event(&at, EventType::DriftRepaired, &built, full, &mut failures);
+                // Every field of RepairedObject is declared (the modified object has them all).
+                let rust = keys(&built["data"]["repaired"][0]);
+                if full && rust != declared {
+                    failures.push(format!(
+                        "{at}: the RepairedObject fields {rust:?} are not the schema's \
+                         properties {declared:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert_no_failures("drift_repaired events refused", &failures);
 }

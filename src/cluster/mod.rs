@@ -4,6 +4,7 @@
 //! so repeating it is harmless. Every delete first reads the object and checks
 //! the ownership labels: the worker never changes or deletes what it does not own.
 
+pub mod drift;
 pub mod dynamic;
 pub mod objects;
 pub mod readiness;

@@ -1,8 +1,9 @@
 //! The operator-facing subcommands besides `run`: `dev`, `embedded-api`,
-//! `publish` and `status`.
+//! `publish`, `status`, `routes`, `render` and `reconcile`.
 
 pub mod dev;
 pub mod publish;
+pub mod reconcile;
 pub mod render;
 pub mod routes;
 pub mod status;

@@ -82,6 +82,7 @@ pub fn schema_for(event_type: EventType) -> &'static str {
         EventType::Deprovisioned => schema_text!("tenant.deprovisioned"),
         EventType::Failed => schema_text!("tenant.failed"),
         EventType::Rejected => schema_text!("tenant.rejected"),
+        EventType::DriftRepaired => schema_text!("tenant.drift_repaired"),
     }
 }
 
@@ -164,6 +165,15 @@ pub fn decode_inbound(
     // The schema has passed, so what the typed parse still refuses is what a
     // schema cannot express: values that contradict each other.
     let typed = parse_typed(&value).map_err(|e| err(DecodeErrorKind::Inconsistent, e))?;
+    let replay_as_of = match value.get(super::REPLAY_AS_OF) {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            err(
+                DecodeErrorKind::SchemaViolation,
+                format!("/{}: the extension attribute must be a stream sequence (a non-negative integer), not {v}", super::REPLAY_AS_OF),
+            )
+        })?),
+    };
     let event = match typed {
         TypedEvent::Requested(e) => InboundEvent {
             id: e.id,
@@ -171,6 +181,7 @@ pub fn decode_inbound(
             time: e.time,
             tenant_id: e.subject,
             intent: Intent::Requested(e.data),
+            replay_as_of,
         },
         TypedEvent::Upgraded(e) => InboundEvent {
             id: e.id,
@@ -178,6 +189,7 @@ pub fn decode_inbound(
             time: e.time,
             tenant_id: e.subject,
             intent: Intent::Upgraded(e.data),
+            replay_as_of,
         },
         TypedEvent::Deleted(e) => InboundEvent {
             id: e.id,
@@ -185,6 +197,7 @@ pub fn decode_inbound(
             time: e.time,
             tenant_id: e.subject,
             intent: Intent::Deleted(e.data),
+            replay_as_of,
         },
         other => {
             return Err(err(

@@ -53,10 +53,12 @@ pub enum EventType {
     Failed,
     #[serde(rename = "tenant.rejected")]
     Rejected,
+    #[serde(rename = "tenant.drift_repaired")]
+    DriftRepaired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         Self::Requested,
         Self::Upgraded,
         Self::Deleted,
@@ -65,6 +67,7 @@ impl EventType {
         Self::Deprovisioned,
         Self::Failed,
         Self::Rejected,
+        Self::DriftRepaired,
     ];
 
     /// The `type` attribute, e.g. `tenant.requested`.
@@ -78,6 +81,7 @@ impl EventType {
             Self::Deprovisioned => "tenant.deprovisioned",
             Self::Failed => "tenant.failed",
             Self::Rejected => "tenant.rejected",
+            Self::DriftRepaired => "tenant.drift_repaired",
         }
     }
 
@@ -256,7 +260,15 @@ pub struct InboundEvent {
     pub time: Timestamp,
     pub tenant_id: TenantId,
     pub intent: Intent,
+    /// For an event that `tenant-worker replay --apply` published: the last
+    /// `TENANT_LIFECYCLE` sequence the replay read (CloudEvents extension
+    /// attribute [`REPLAY_AS_OF`]). If the tenant has applied anything later
+    /// by the time it runs, the replay is stale and is rejected as superseded.
+    pub replay_as_of: Option<u64>,
 }
+
+/// The CloudEvents extension attribute carrying [`InboundEvent::replay_as_of`].
+pub const REPLAY_AS_OF: &str = "replayasof";
 
 // ---------------------------------------------------------------- outbound
 
@@ -310,6 +322,9 @@ pub struct UpgradeCompleted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deprovisioned {
     pub namespace: String,
+    /// The plan billed until now; absent when the tenant never existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     pub deleted_at: Timestamp,
 }
 
@@ -326,6 +341,63 @@ pub struct Failed {
     /// The steps whose undoing failed, with why (then `compensated` is false).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compensation_failed: Vec<CompensationFailure>,
+}
+
+/// `tenant.drift_repaired`: objects of a tenant that had drifted from what its
+/// record says should be there were put back (not the completion of an
+/// inbound event: `causation_id` is the last inbound event applied to the
+/// tenant, the intent that the repair restores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRepaired {
+    pub namespace: String,
+    /// The tenant's plan (absent for a deleted tenant whose leftovers were removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// The release revision whose objects were put back (`0`: none).
+    pub release_revision: u32,
+    /// One entry per object repaired.
+    pub repaired: Vec<RepairedObject>,
+    /// When the drift was found.
+    pub detected_at: Timestamp,
+    /// When every repaired object was back (and its workloads ready).
+    pub repaired_at: Timestamp,
+}
+
+/// An object that `tenant.drift_repaired` put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairedObject {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub drift: DriftKind,
+    /// For `modified`: the fields that differed, as dotted paths
+    /// (`spec.hard.limits.cpu`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// How an object differed from what the tenant's record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// It should exist and did not: created again.
+    Missing,
+    /// It exists with fields the worker sets changed: applied again.
+    Modified,
+    /// It exists and should not (a deleted tenant's namespace): deleted.
+    Unexpected,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Modified => "modified",
+            Self::Unexpected => "unexpected",
+        }
+    }
 }
 
 /// A step that could not be undone.
@@ -459,8 +531,13 @@ pub fn completion_msg_id(inbound_id: &Uuid, event_type: EventType) -> String {
 
 /// The `Nats-Msg-Id` of a completion event built by [`completion_event`], from
 /// its `data.causation_id` (an event without one falls back to its own id,
-/// which is just as stable).
+/// which is just as stable). A `tenant.drift_repaired` completes no inbound
+/// event: its own id.
 pub fn completion_msg_id_of(event: &CloudEvent<Value>) -> String {
+    if event.event_type == EventType::DriftRepaired {
+        // Not the completion of an inbound event: each repair is its own.
+        return event.id.to_string();
+    }
     event
         .data
         .get("causation_id")

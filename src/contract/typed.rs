@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{
-    CloudEvent, Completion, Deprovisioned, EventType, Failed, Provisioned, Rejected, TenantDeleted,
-    TenantId, TenantRequested, TenantUpgraded, UpgradeCompleted,
+    CloudEvent, Completion, Deprovisioned, DriftKind, DriftRepaired, EventType, Failed,
+    Provisioned, Rejected, TenantDeleted, TenantId, TenantRequested, TenantUpgraded,
+    UpgradeCompleted,
 };
 
 /// Longest `source` attribute, in characters.
@@ -24,6 +25,12 @@ const MAX_SOURCE_LEN: usize = 256;
 const MAX_NAME_LEN: usize = 63;
 /// Longest `reason` of `tenant.deleted`, in characters.
 const MAX_DELETE_REASON_LEN: usize = 1024;
+/// Longest object name (a DNS-1123 subdomain), in characters.
+const MAX_OBJECT_NAME_LEN: usize = 253;
+/// Longest `apiVersion`: a group (a DNS-1123 subdomain), `/` and a version (a label).
+const MAX_API_VERSION_LEN: usize = MAX_OBJECT_NAME_LEN + 1 + MAX_NAME_LEN;
+/// Longest object `kind`, in characters.
+const MAX_KIND_LEN: usize = 63;
 
 /// Any contract event, typed by its `type` attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +43,7 @@ pub enum TypedEvent {
     Deprovisioned(CloudEvent<Completion<Deprovisioned>>),
     Failed(CloudEvent<Completion<Failed>>),
     Rejected(CloudEvent<Completion<Rejected>>),
+    DriftRepaired(CloudEvent<Completion<DriftRepaired>>),
 }
 
 impl TypedEvent {
@@ -51,6 +59,7 @@ impl TypedEvent {
             Self::Deprovisioned(_) => EventType::Deprovisioned,
             Self::Failed(_) => EventType::Failed,
             Self::Rejected(_) => EventType::Rejected,
+            Self::DriftRepaired(_) => EventType::DriftRepaired,
         }
     }
 
@@ -68,6 +77,7 @@ impl TypedEvent {
             Self::Deprovisioned(e) => serde_json::to_value(e),
             Self::Failed(e) => serde_json::to_value(e),
             Self::Rejected(e) => serde_json::to_value(e),
+            Self::DriftRepaired(e) => serde_json::to_value(e),
         };
         json.expect("contract events serialize to JSON objects")
     }
@@ -79,14 +89,19 @@ impl TypedEvent {
 /// and `data`, and every constraint of `schemas/` that serde does not check is
 /// checked around it. Before serde, on the JSON as sent (so that the error names
 /// the field): UUIDs in hyphenated form, timestamps in RFC 3339, `data` and
-/// `endpoint` as JSON objects (serde also reads a struct from an array), no
-/// `null` for optional fields, `metadata` present on completion events. After
-/// serde, on the typed values: plan and namespace names (DNS-1123 labels of at
-/// most 63 characters), `app_version` (a Kubernetes label value), `source`
-/// (1 to 256 characters), the `reason` of `tenant.deleted` (at most 1024
-/// characters), non-empty `endpoint.host`, `failed_step`, `error`, `message` and
-/// `compensation` steps, `endpoint.port` ≥ 1, an upgrade naming at least one of
-/// `plan`/`app_version`/`values`. Last, the rule no schema can express:
+/// `endpoint` and the items of `repaired` and `compensation_failed` as JSON
+/// objects (serde also reads a struct from an array), no `null` for optional
+/// fields and no `[]` for `fields` (left out instead), `metadata` present on
+/// completion events. After serde, on the typed values: plan and namespace
+/// names (DNS-1123 labels of at most 63 characters), `app_version` (a
+/// Kubernetes label value), `source` (1 to 256 characters), the `reason` of
+/// `tenant.deleted` (at most 1024 characters), non-empty `endpoint.host`,
+/// `failed_step`, `error`, `message` and `compensation` steps, `endpoint.port`
+/// ≥ 1, an upgrade naming at least one of `plan`/`app_version`/`values`; for
+/// `tenant.drift_repaired`, a non-empty `repaired` whose objects have a valid
+/// `api_version`, `kind` and `name`, and `fields` (non-empty) exactly when
+/// `modified`, and `plan` and `app_version` both present or both absent. Last,
+/// the rule no schema can express:
 /// `subject` equals `data.tenant_id`.
 ///
 /// Unknown attributes and unknown `data` fields are ignored.
@@ -122,6 +137,7 @@ pub fn parse_typed(value: &Value) -> Result<TypedEvent, String> {
         EventType::Deprovisioned => TypedEvent::Deprovisioned(parse_event(event, event_type)?),
         EventType::Failed => TypedEvent::Failed(parse_event(event, event_type)?),
         EventType::Rejected => TypedEvent::Rejected(parse_event(event, event_type)?),
+        EventType::DriftRepaired => TypedEvent::DriftRepaired(parse_event(event, event_type)?),
     })
 }
 
@@ -143,6 +159,13 @@ trait Detail: DeserializeOwned {
     const TIMESTAMPS: &'static [&'static str] = &[];
     /// Fields that must be JSON objects (serde also reads a struct from an array).
     const OBJECTS: &'static [&'static str] = &[];
+    /// Optional fields, to be left out rather than `null` (serde reads `null` as absent).
+    const OPTIONAL: &'static [&'static str] = &[];
+    /// Rules on the type-specific fields as sent that the constants above do
+    /// not cover (see [`Payload::check_raw`]).
+    fn check_raw(_data: &Map<String, Value>) -> Result<(), String> {
+        Ok(())
+    }
     fn check(&self) -> Result<(), String>;
 }
 
@@ -266,6 +289,7 @@ impl<D: Detail> Payload for Completion<D> {
             );
         }
         check_uuid_text("data.causation_id", get(data, "causation_id"))?;
+        check_not_null(data, D::OPTIONAL)?;
         for field in D::TIMESTAMPS {
             check_rfc3339_text(&format!("data.{field}"), get(data, field))?;
         }
@@ -278,7 +302,7 @@ impl<D: Detail> Payload for Completion<D> {
                 ));
             }
         }
-        Ok(())
+        D::check_raw(data)
     }
     fn check(&self) -> Result<(), String> {
         self.detail.check()
@@ -312,12 +336,20 @@ impl Detail for UpgradeCompleted {
 
 impl Detail for Deprovisioned {
     const TIMESTAMPS: &'static [&'static str] = &["deleted_at"];
+    const OPTIONAL: &'static [&'static str] = &["plan"];
     fn check(&self) -> Result<(), String> {
-        check_namespace("data.namespace", &self.namespace)
+        check_namespace("data.namespace", &self.namespace)?;
+        if let Some(plan) = &self.plan {
+            check_plan("data.plan", plan)?;
+        }
+        Ok(())
     }
 }
 
 impl Detail for Failed {
+    fn check_raw(data: &Map<String, Value>) -> Result<(), String> {
+        check_items_are_objects(data, "compensation_failed")
+    }
     fn check(&self) -> Result<(), String> {
         check_non_empty("data.failed_step", &self.failed_step)?;
         check_non_empty("data.error", &self.error)?;
@@ -344,6 +376,73 @@ impl Detail for Rejected {
     }
 }
 
+impl Detail for DriftRepaired {
+    const TIMESTAMPS: &'static [&'static str] = &["detected_at", "repaired_at"];
+    const OPTIONAL: &'static [&'static str] = &["plan", "app_version"];
+    fn check_raw(data: &Map<String, Value>) -> Result<(), String> {
+        check_items_are_objects(data, "repaired")?;
+        let items = get(data, "repaired")
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        for (i, item) in items.iter().enumerate() {
+            // serde reads `[]` as absent: an empty list is left out instead.
+            if item
+                .get("fields")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                return Err(format!(
+                    "data.repaired[{i}].fields is empty; leave it out instead"
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn check(&self) -> Result<(), String> {
+        check_namespace("data.namespace", &self.namespace)?;
+        if let Some(plan) = &self.plan {
+            check_plan("data.plan", plan)?;
+        }
+        if let Some(version) = &self.app_version {
+            check_app_version("data.app_version", version)?;
+        }
+        if self.plan.is_some() != self.app_version.is_some() {
+            return Err(
+                "data.plan and data.app_version go together: both for a tenant with a record, \
+                 neither for a deleted tenant's leftovers"
+                    .into(),
+            );
+        }
+        if self.repaired.is_empty() {
+            return Err("data.repaired is empty; a repair puts back at least one object".into());
+        }
+        for (i, object) in self.repaired.iter().enumerate() {
+            let at = format!("data.repaired[{i}]");
+            check_api_version(&format!("{at}.api_version"), &object.api_version)?;
+            check_kind(&format!("{at}.kind"), &object.kind)?;
+            check_object_name(&format!("{at}.name"), &object.name)?;
+            match (object.drift, object.fields.is_empty()) {
+                (DriftKind::Modified, true) => {
+                    return Err(format!(
+                        "{at}.fields is missing: a modified object names the fields that differed"
+                    ));
+                }
+                (DriftKind::Missing | DriftKind::Unexpected, false) => {
+                    return Err(format!(
+                        "{at}.fields is only for a modified object, not a {} one",
+                        object.drift.as_str()
+                    ));
+                }
+                _ => {}
+            }
+            for (j, field) in object.fields.iter().enumerate() {
+                check_non_empty(&format!("{at}.fields[{j}]"), field)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- rules
 
 /// Refuses an explicit `null` for optional fields (the schemas want the field
@@ -355,6 +454,19 @@ fn check_not_null(data: &Map<String, Value>, optional: &[&str]) -> Result<(), St
     {
         Some(field) => Err(format!(
             "data.{field} is null; leave an optional field out instead"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses items of the array `field` that are not JSON objects (serde also
+/// reads a struct from an array).
+fn check_items_are_objects(data: &Map<String, Value>, field: &str) -> Result<(), String> {
+    let items = get(data, field).as_array().map_or(&[][..], Vec::as_slice);
+    match items.iter().enumerate().find(|(_, item)| !item.is_object()) {
+        Some((i, item)) => Err(format!(
+            "data.{field}[{i}] must be a JSON object, not {}",
+            kind_of(item)
         )),
         None => Ok(()),
     }
@@ -398,6 +510,67 @@ fn check_app_version(field: &str, version: &str) -> Result<(), String> {
          letters, digits, '.', '_' and '-', starting and ending with a letter or digit",
         truncated(version)
     ))
+}
+
+fn check_api_version(field: &str, api_version: &str) -> Result<(), String> {
+    if is_api_version(api_version) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} {:?} is not a valid apiVersion: an optional group (a DNS-1123 subdomain) and \
+         '/', then a version (a DNS-1123 label of at most {MAX_NAME_LEN} characters), at most \
+         {MAX_API_VERSION_LEN} characters in all",
+        truncated(api_version)
+    ))
+}
+
+fn check_kind(field: &str, kind: &str) -> Result<(), String> {
+    if is_kind(kind) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} {:?} is not a valid kind: use 1 to {MAX_KIND_LEN} letters and digits, \
+         starting with an upper-case letter",
+        truncated(kind)
+    ))
+}
+
+fn check_object_name(field: &str, name: &str) -> Result<(), String> {
+    if is_dns_subdomain(name, MAX_OBJECT_NAME_LEN) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} {:?} is not a valid object name: use 1 to {MAX_OBJECT_NAME_LEN} lower-case \
+         letters, digits, '-' and '.', each '.'-separated part starting and ending with a \
+         letter or digit",
+        truncated(name)
+    ))
+}
+
+/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$` and at
+/// most `max` characters.
+fn is_dns_subdomain(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len()) && s.split('.').all(|part| is_dns_label(part, max))
+}
+
+/// The schema's `apiVersion` pattern: `[<DNS-1123 subdomain>/]<DNS-1123 label
+/// of at most 63 characters>`, at most [`MAX_API_VERSION_LEN`] characters.
+fn is_api_version(s: &str) -> bool {
+    let (group, version) = match s.split_once('/') {
+        Some((group, version)) => (Some(group), version),
+        None => (None, s),
+    };
+    s.len() <= MAX_API_VERSION_LEN
+        && group.is_none_or(|g| is_dns_subdomain(g, MAX_API_VERSION_LEN))
+        && is_dns_label(version, MAX_NAME_LEN)
+}
+
+/// `^[A-Z][A-Za-z0-9]*$` and at most [`MAX_KIND_LEN`] characters.
+fn is_kind(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() <= MAX_KIND_LEN
+        && b.first().is_some_and(u8::is_ascii_uppercase)
+        && b.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` and at most `max` characters.
@@ -593,7 +766,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::contract::{Endpoint, IntentKind, RejectReason};
+    use crate::contract::{Endpoint, IntentKind, RejectReason, RepairedObject};
 
     fn event_json<D: serde::Serialize>(event_type: EventType, data: D) -> Value {
         let tenant = TenantId::parse("acme").unwrap();
@@ -624,6 +797,42 @@ mod tests {
             detail,
         };
         event_json(EventType::Provisioned, data)
+    }
+
+    /// A live tenant's repair: its quota edited, its NetworkPolicy deleted.
+    fn drift_repaired() -> Value {
+        let detected_at = jiff::Timestamp::now();
+        let detail = DriftRepaired {
+            namespace: "tenant-acme".into(),
+            plan: Some("pro".into()),
+            app_version: Some("2.4.1".into()),
+            release_revision: 2,
+            repaired: vec![
+                RepairedObject {
+                    api_version: "v1".into(),
+                    kind: "ResourceQuota".into(),
+                    name: "tenant-quota".into(),
+                    drift: DriftKind::Modified,
+                    fields: vec!["spec.hard.limits.cpu".into()],
+                },
+                RepairedObject {
+                    api_version: "networking.k8s.io/v1".into(),
+                    kind: "NetworkPolicy".into(),
+                    name: "tenant-isolation".into(),
+                    drift: DriftKind::Missing,
+                    fields: Vec::new(),
+                },
+            ],
+            detected_at,
+            repaired_at: detected_at,
+        };
+        let data = Completion {
+            tenant_id: TenantId::parse("acme").unwrap(),
+            causation_id: uuid::Uuid::new_v4(),
+            metadata: Map::new(),
+            detail,
+        };
+        event_json(EventType::DriftRepaired, data)
     }
 
     /// `event` with the JSON pointer `at` set to `to` (or removed when `to` is `None`).
@@ -658,6 +867,7 @@ mod tests {
             event_json(EventType::Upgraded, TenantUpgraded::sample()),
             event_json(EventType::Deleted, TenantDeleted::sample()),
             provisioned(),
+            drift_repaired(),
         ];
         for sample in samples {
             let typed = parse_typed(&sample).unwrap_or_else(|e| panic!("{sample}: {e}"));
@@ -813,6 +1023,11 @@ mod tests {
         };
         let event = event_json(EventType::Failed, data);
         assert_eq!(refused(&event), "data.compensation[1] is empty");
+        // serde would read a CompensationFailure from an array.
+        let mut event = event;
+        event["data"]["compensation"] = json!(["create_namespace"]);
+        event["data"]["compensation_failed"] = json!([["install_release", "timeout"]]);
+        assert!(refused(&event).contains("data.compensation_failed[0] must be a JSON object"));
 
         let data = Completion {
             tenant_id: TenantId::parse("acme").unwrap(),
@@ -825,6 +1040,113 @@ mod tests {
         };
         let event = event_json(EventType::Rejected, data);
         assert_eq!(refused(&event), "data.message is empty");
+    }
+
+    #[test]
+    fn drift_repaired_rules() {
+        let err = refused(&edit(drift_repaired(), "/data/repaired", Some(json!([]))));
+        assert!(err.starts_with("data.repaired is empty"), "{err}");
+        let event = edit(drift_repaired(), "/data/repaired/0/fields", None);
+        assert!(refused(&event).contains("a modified object names the fields"));
+        let event = edit(drift_repaired(), "/data/repaired/0/fields", Some(json!([])));
+        assert!(refused(&event).contains("data.repaired[0].fields is empty"));
+        let event = edit(
+            drift_repaired(),
+            "/data/repaired/1/fields",
+            Some(json!(["spec.podSelector"])),
+        );
+        assert!(refused(&event).contains("only for a modified object, not a missing one"));
+        let event = edit(
+            drift_repaired(),
+            "/data/repaired/0/fields",
+            Some(json!([""])),
+        );
+        assert_eq!(refused(&event), "data.repaired[0].fields[0] is empty");
+        let mut event = drift_repaired();
+        event["data"]["repaired"][1] = json!(["v1", "Namespace", "tenant-acme", "unexpected"]);
+        assert!(refused(&event).contains("data.repaired[1] must be a JSON object"));
+        let event = edit(drift_repaired(), "/data/app_version", None);
+        assert!(refused(&event).contains("go together"));
+        let event = edit(drift_repaired(), "/data/plan", Some(Value::Null));
+        assert!(refused(&event).contains("data.plan is null"));
+        // A deleted tenant's leftovers: neither plan nor version.
+        let event = edit(drift_repaired(), "/data/app_version", None);
+        let event = edit(event, "/data/plan", None);
+        assert!(parse_typed(&event).is_ok());
+
+        for (at, ok, bad) in [
+            ("kind", "NetworkPolicy", "networkPolicy"),
+            (
+                "api_version",
+                "networking.k8s.io/v1",
+                "networking.k8s.io/v1/x",
+            ),
+            ("api_version", "apps/v1", "/v1"),
+            ("name", "sh.helm.release.v1.tenant.v2", "tenant..quota"),
+        ] {
+            let pointer = format!("/data/repaired/1/{at}");
+            assert!(parse_typed(&edit(drift_repaired(), &pointer, Some(json!(ok)))).is_ok());
+            let err = refused(&edit(drift_repaired(), &pointer, Some(json!(bad))));
+            assert!(err.starts_with(&format!("data.repaired[1].{at}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn object_rules_match_the_schema_patterns() {
+        for ok in [
+            "v1",
+            "apps/v1",
+            "networking.k8s.io/v1",
+            "example.com/v1beta1",
+        ] {
+            assert!(is_api_version(ok), "{ok:?}");
+        }
+        let long_group = format!("{}/v1", "a".repeat(MAX_API_VERSION_LEN - 3));
+        assert!(is_api_version(&long_group));
+        for bad in [
+            "",
+            "/v1",
+            "apps/",
+            "Apps/v1",
+            "a/b/v1",
+            "apps/V1",
+            ".apps/v1",
+            &format!("{}/v1", "a".repeat(MAX_API_VERSION_LEN - 2)),
+            &format!("apps/{}", "v".repeat(64)),
+        ] {
+            assert!(!is_api_version(bad), "{bad:?}");
+        }
+        for ok in ["Namespace", "ResourceQuota", "V1Thing", &"K".repeat(63)] {
+            assert!(is_kind(ok), "{ok:?}");
+        }
+        for bad in ["", "namespace", "Network-Policy", "1Kind", &"K".repeat(64)] {
+            assert!(!is_kind(bad), "{bad:?}");
+        }
+        assert!(is_dns_subdomain("a.b-c.d", 253) && is_dns_subdomain(&"a".repeat(253), 253));
+        for bad in ["", "a.", ".a", "a..b", "A", "a_b", &"a".repeat(254)] {
+            assert!(!is_dns_subdomain(bad, 253), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deprovisioned_plan_is_optional_but_not_null() {
+        let data = Completion {
+            tenant_id: TenantId::parse("acme").unwrap(),
+            causation_id: uuid::Uuid::new_v4(),
+            metadata: Map::new(),
+            detail: Deprovisioned {
+                namespace: "tenant-acme".into(),
+                plan: Some("pro".into()),
+                deleted_at: jiff::Timestamp::now(),
+            },
+        };
+        let event = event_json(EventType::Deprovisioned, data);
+        assert_eq!(parse_typed(&event).unwrap().to_json(), event);
+        assert!(parse_typed(&edit(event.clone(), "/data/plan", None)).is_ok());
+        let err = refused(&edit(event.clone(), "/data/plan", Some(Value::Null)));
+        assert!(err.contains("data.plan is null"), "{err}");
+        let err = refused(&edit(event, "/data/plan", Some(json!("Pro"))));
+        assert!(err.starts_with("data.plan \"Pro\""), "{err}");
     }
 
     #[test]

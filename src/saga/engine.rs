@@ -191,7 +191,8 @@ impl Engine {
             .as_ref()
             .is_some_and(|s| s.event_id == event.id);
         // A saga that has started is finished (or unwound), never superseded.
-        if !resuming && let Some(superseded) = self.superseded(&v.record, delivery.sequence) {
+        if !resuming && let Some(superseded) = self.superseded(&v.record, event, delivery.sequence)
+        {
             v.record.finish(
                 event.id,
                 event.intent.event_type(),
@@ -466,6 +467,13 @@ impl Engine {
         }
         // `update_route` withdraws any route left over for an absent namespace.
         let record = &mut v.record;
+        // The plan billing meters until now: only a tenant that was live had one.
+        let billed = match record.status {
+            TenantStatus::Ready | TenantStatus::Upgrading | TenantStatus::Deprovisioning => {
+                record.plan.take()
+            }
+            _ => None,
+        };
         record.status = match record.status {
             TenantStatus::Absent => TenantStatus::Absent,
             _ => TenantStatus::Deleted,
@@ -476,11 +484,12 @@ impl Engine {
         record.values = Value::Object(Map::new());
         Ok(Outcome::Deprovisioned(Deprovisioned {
             namespace,
+            plan: billed,
             deleted_at: Timestamp::now(),
         }))
     }
 
-    async fn wait_namespace_gone(&self, tenant: &TenantId) -> Result<(), Error> {
+    pub(super) async fn wait_namespace_gone(&self, tenant: &TenantId) -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + self.settings.namespace_deletion_timeout;
         loop {
             if self.cluster.namespace_state(tenant).await? == NamespaceState::Absent {

@@ -6,6 +6,7 @@
 //! - `lease`: one replica per tenant.
 //! - `ordering`: per-tenant order by stream sequence.
 //! - `execution`: the steps forward, and compensation.
+//! - `reconcile`: drift detection and repair between sagas.
 //! - `give_up`: the end of an event after its last allowed delivery.
 //! - `state`, `store`: the tenant record and its compare-and-set storage.
 
@@ -15,6 +16,7 @@ mod give_up;
 mod lease;
 mod ordering;
 mod prepare;
+pub mod reconcile;
 pub mod state;
 pub mod store;
 

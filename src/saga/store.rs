@@ -93,12 +93,15 @@ impl StateStore {
     /// [`Error::Nats`] when KV cannot be read.
     pub async fn all(&self) -> Result<Vec<TenantRecord>, Error> {
         use futures::StreamExt;
-        let status = self
+        // Fresh stream info (`kv::Store::status` returns what was cached when
+        // the bucket was opened): an empty bucket's watch would never end.
+        let info = self
             .kv
-            .status()
+            .stream
+            .get_info()
             .await
             .map_err(|e| Error::nats("read tenant_state status", e))?;
-        if status.values() == 0 {
+        if info.state.messages == 0 {
             return Ok(Vec::new());
         }
         let mut latest = self

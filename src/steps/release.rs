@@ -150,6 +150,28 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     cluster.prune_releases(tenant, ns, &spec.name).await
 }
 
+/// Repairs a deployed revision: applies its `drifted` objects (of `manifest`,
+/// the revision's recorded objects) again and waits until the revision's
+/// workloads are ready. No new revision: the tenant asked for nothing new.
+///
+/// # Errors
+/// As [`apply`].
+pub async fn reapply(
+    ctx: &StepContext<'_>,
+    manifest: &[Value],
+    drifted: &[ObjectRef],
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    for object in manifest {
+        if ObjectRef::of(object).is_some_and(|r| drifted.contains(&r)) {
+            ctx.cluster
+                .apply_object(ctx.tenant, ctx.namespace, object)
+                .await?;
+        }
+    }
+    wait_ready(ctx, &refs_of(manifest.iter().cloned()), timeout).await
+}
+
 /// Waits until every workload in `objects` is ready.
 async fn wait_ready(
     ctx: &StepContext<'_>,
