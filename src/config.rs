@@ -67,6 +67,28 @@ pub enum Command {
     /// Exit status: 0 when everything is in sync (or was repaired), 1 when drift
     /// was found and not repaired, or on error.
     Reconcile(ReconcileArgs),
+    /// Re-read TENANT_LIFECYCLE and show, per tenant, what the worker would do
+    /// to bring it to what its events ask for (a diff of status, plan,
+    /// version, values and objects against its record and the cluster); with
+    /// --apply, re-drive those intents through the workers and wait for them.
+    ///
+    /// The selection (--tenant, --since/--until, --from-seq/--to-seq) chooses
+    /// the tenants to look at: those with an event in it. What each should be
+    /// is always decided by its whole history, so a replay never brings back
+    /// an intent that a later event replaced. Tenants with an event the workers
+    /// have not applied yet are left alone.
+    ///
+    /// --apply publishes one tenant.requested (target plan, version, values,
+    /// the last event's metadata) or tenant.deleted per tenant that differs,
+    /// with source tenant-worker-replay, an id derived from the tenant's state
+    /// (the same replay publishes the same event, and nothing is applied
+    /// twice) and the extension attribute `replayasof`: a tenant that applies a
+    /// newer event first rejects the replayed one as superseded. Interrupting is
+    /// safe; running the same command again resumes. Workers must be running.
+    ///
+    /// Takes the workers' settings (same flags and environment variables).
+    /// Progress is drawn on stderr when it is a terminal.
+    Replay(ReplayArgs),
     /// Render the chart for a tenant offline, as the worker would install it,
     /// and print the manifests like `helm template` (no NATS, no cluster).
     ///
@@ -363,6 +385,41 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub apply: bool,
     /// One JSON object per tenant that is not in sync, instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Kubeconfig file; without it, KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "TENANT_WORKER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only this tenant (repeatable).
+    #[arg(long)]
+    pub tenant: Vec<String>,
+    /// Only events published at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<jiff::Timestamp>,
+    /// Only events published at or before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<jiff::Timestamp>,
+    /// Only events at or after this stream sequence.
+    #[arg(long)]
+    pub from_seq: Option<u64>,
+    /// Only events at or before this stream sequence.
+    #[arg(long)]
+    pub to_seq: Option<u64>,
+    /// Re-drive the intents that differ (without it, a dry run that changes nothing).
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: seconds to wait for each re-driven event's completion.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
+    /// One JSON object per tenant (every tenant looked at, in sync or not).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

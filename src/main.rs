@@ -33,7 +33,8 @@ async fn main() -> std::process::ExitCode {
         | Command::Status(_)
         | Command::Render(_)
         | Command::Routes(_)
-        | Command::Reconcile(_) => "warn",
+        | Command::Reconcile(_)
+        | Command::Replay(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
     };
     tenant_worker::telemetry::init(cli.log_format, default_level);
@@ -58,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Render(args) => commands::render::run(&args),
         Command::Reconcile(args) => commands::reconcile::run(&args).await,
+        Command::Replay(args) => commands::replay::run(&args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

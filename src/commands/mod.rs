@@ -1,9 +1,10 @@
 //! The operator-facing subcommands besides `run`: `dev`, `embedded-api`,
-//! `publish`, `status`, `routes`, `render` and `reconcile`.
+//! `publish`, `status`, `routes`, `render`, `reconcile` and `replay`.
 
 pub mod dev;
 pub mod publish;
 pub mod reconcile;
 pub mod render;
+pub mod replay;
 pub mod routes;
 pub mod status;

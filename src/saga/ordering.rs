@@ -55,7 +55,10 @@ impl Engine {
         event: &InboundEvent,
         sequence: u64,
     ) -> Result<Option<(u64, uuid::Uuid)>, Error> {
-        let mut from = record.last_sequence + 1;
+        // A replayed event stands for its tenant's whole history up to the
+        // sequence the replay read: nothing before that is left to wait for
+        // (a record that was lost would otherwise wait for events long done).
+        let mut from = record.last_sequence.max(event.replay_as_of.unwrap_or(0)) + 1;
         while from < sequence {
             let Some((seq, subject, payload)) = self
                 .bus
