@@ -257,6 +257,7 @@ impl Bus {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", completion_msg_id_of(event).as_str());
         headers.insert("Content-Type", "application/cloudevents+json");
+        crate::telemetry::inject_current(&mut headers);
         let subject = event.event_type.subject(&event.subject);
         let payload = Bytes::from(serde_json::to_vec(event).expect("events serialize"));
         self.js

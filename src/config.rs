@@ -13,7 +13,7 @@ use crate::plans::PlanCatalog;
 use crate::release::Chart;
 use crate::retry::RetryPolicy;
 use crate::saga::EngineSettings;
-use crate::settings::{NatsSettings, WorkerSettings};
+use crate::settings::{NatsAuth, NatsSettings, NatsTls, Secret, WorkerSettings};
 
 /// Turns tenant.requested / upgraded / deleted events from NATS JetStream into
 /// isolated tenants (namespace, quota, limits, network policy, RBAC) on
@@ -101,26 +101,174 @@ pub enum Command {
     Render(RenderArgs),
 }
 
-/// NATS connection.
+/// NATS connection: the server, how to prove who the client is (at most one
+/// of --nats-creds, --nats-nkey, --nats-token, --nats-user/--nats-password),
+/// and TLS. The environment variables are those of the `nats` CLI where it
+/// has one.
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
-    /// NATS server URL.
+    /// NATS server URL (`tls://` to insist on TLS).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Credentials file (user JWT and nkey seed, as written by `nsc` or
+    /// `nats`) for a server in operator (JWT) mode.
+    #[arg(
+        long,
+        env = "NATS_CREDS",
+        value_name = "FILE",
+        help_heading = "NATS authentication",
+        conflicts_with_all = ["nats_nkey", "nats_token", "nats_user"]
+    )]
+    pub nats_creds: Option<PathBuf>,
+    /// File holding the user's nkey seed (`SU...`) for a server that lists the
+    /// user's public nkey.
+    #[arg(
+        long,
+        env = "NATS_NKEY",
+        value_name = "FILE",
+        help_heading = "NATS authentication",
+        conflicts_with_all = ["nats_token", "nats_user"]
+    )]
+    pub nats_nkey: Option<PathBuf>,
+    /// Authorization token (prefer the environment variable to a flag, which
+    /// other users can see in the process list).
+    #[arg(
+        long,
+        env = "NATS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "NATS authentication",
+        conflicts_with = "nats_user"
+    )]
+    pub nats_token: Option<Secret>,
+    /// User name, with --nats-password.
+    #[arg(
+        long,
+        env = "NATS_USER",
+        value_name = "USER",
+        help_heading = "NATS authentication",
+        requires = "nats_password"
+    )]
+    pub nats_user: Option<String>,
+    /// Password of --nats-user (prefer the environment variable to a flag).
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        help_heading = "NATS authentication",
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<Secret>,
+    /// PEM file of the certificate authorities that sign the server's
+    /// certificate (instead of the system's trusted roots).
+    #[arg(long, env = "NATS_CA", value_name = "PEM", help_heading = "NATS TLS")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// PEM file of the client certificate, for a server that verifies
+    /// clients; with --nats-tls-key.
+    #[arg(
+        long,
+        env = "NATS_CERT",
+        value_name = "PEM",
+        help_heading = "NATS TLS",
+        requires = "nats_tls_key"
+    )]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key; with --nats-tls-cert.
+    #[arg(
+        long,
+        env = "NATS_KEY",
+        value_name = "PEM",
+        help_heading = "NATS TLS",
+        requires = "nats_tls_cert"
+    )]
+    pub nats_tls_key: Option<PathBuf>,
+    /// Refuse to connect without TLS (TLS is used anyway whenever the server
+    /// asks for it or the URL is `tls://`).
+    #[arg(long, env = "NATS_TLS_REQUIRED", help_heading = "NATS TLS")]
+    pub nats_tls_required: bool,
 }
 
 impl NatsArgs {
-    /// Connects as the client `name` (shown in the server's connection list).
-    ///
-    /// # Errors
-    /// [`Error::Nats`] when the URL is unusable.
-    pub async fn connect(&self, name: &str) -> Result<async_nats::Client, Error> {
+    /// Arguments for a plain connection to `url` (no credentials, no TLS
+    /// settings), as `dev` uses.
+    pub fn plain(url: impl Into<String>) -> Self {
+        Self {
+            nats_url: url.into(),
+            nats_creds: None,
+            nats_nkey: None,
+            nats_token: None,
+            nats_user: None,
+            nats_password: None,
+            nats_tls_ca: None,
+            nats_tls_cert: None,
+            nats_tls_key: None,
+            nats_tls_required: false,
+        }
+    }
+
+    /// The settings these arguments describe, for the client `name` (shown in
+    /// the server's connection list).
+    pub fn settings(&self, name: &str) -> NatsSettings {
+        let auth = if let Some(path) = &self.nats_creds {
+            NatsAuth::CredsFile(path.clone())
+        } else if let Some(path) = &self.nats_nkey {
+            NatsAuth::NkeySeedFile(path.clone())
+        } else if let Some(token) = &self.nats_token {
+            NatsAuth::Token(token.clone())
+        } else if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            NatsAuth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            }
+        } else {
+            NatsAuth::None
+        };
         NatsSettings {
             url: self.nats_url.clone(),
             name: name.to_owned(),
+            auth,
+            tls: NatsTls {
+                ca_file: self.nats_tls_ca.clone(),
+                client_cert: self.nats_tls_cert.clone().zip(self.nats_tls_key.clone()),
+                required: self.nats_tls_required,
+            },
         }
-        .connect()
-        .await
+    }
+
+    /// Connects as the client `name` (shown in the server's connection list).
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when a file named by the flags cannot be read;
+    /// [`Error::Nats`] when the URL is unusable or the server refuses the
+    /// connection.
+    pub async fn connect(&self, name: &str) -> Result<async_nats::Client, Error> {
+        self.settings(name).connect().await
+    }
+}
+
+/// What [`WorkerArgs::settings`] connects the worker with: the NATS flags
+/// (`&NatsArgs`, credentials and TLS included), or a bare URL (a plain
+/// connection, as `dev` and tests use).
+pub trait WorkerNats {
+    fn worker_nats(&self) -> NatsSettings;
+}
+
+impl WorkerNats for NatsArgs {
+    fn worker_nats(&self) -> NatsSettings {
+        self.settings("tenant-worker")
+    }
+}
+
+impl WorkerNats for str {
+    fn worker_nats(&self) -> NatsSettings {
+        NatsSettings::plain(self, "tenant-worker")
+    }
+}
+
+impl WorkerNats for String {
+    fn worker_nats(&self) -> NatsSettings {
+        self.as_str().worker_nats()
     }
 }
 
@@ -202,14 +350,34 @@ pub struct WorkerArgs {
         default_value_t = 0
     )]
     pub reconcile_interval_secs: u64,
+    /// Address of the operator endpoints: /metrics (Prometheus), /healthz
+    /// (liveness) and /readyz (NATS, TENANT_LIFECYCLE and the Kubernetes API
+    /// reachable). Port 0 picks a free port (logged); `off` serves nothing.
+    #[arg(long, env = "TENANT_WORKER_METRICS_LISTEN", default_value = "0.0.0.0:9090", value_parser = parse_listen)]
+    pub metrics_listen: Listen,
+}
+
+/// `--metrics-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "off" {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("{e}: expected host:port (e.g. 0.0.0.0:9090) or `off`"))
 }
 
 impl WorkerArgs {
-    /// Validates the arguments and loads the plan catalogue.
+    /// Validates the arguments and loads the plan catalogue; the worker
+    /// connects to NATS as `nats` says (pass the `NatsArgs`, not only their
+    /// URL, or credentials and TLS settings are left out).
     ///
     /// # Errors
     /// [`Error::Plans`] when the plan file is unusable; [`Error::Setup`] for a bad prefix.
-    pub fn settings(&self, nats_url: &str) -> Result<WorkerSettings, Error> {
+    pub fn settings<N: WorkerNats + ?Sized>(&self, nats: &N) -> Result<WorkerSettings, Error> {
         let plans = PlanCatalog::load(self.plans.as_deref())?;
         let chart = Chart::load(&self.chart)
             .map_err(|e| Error::Setup(format!("--chart {}: {e}", self.chart.display())))?;
@@ -228,10 +396,7 @@ impl WorkerArgs {
             )));
         }
         Ok(WorkerSettings {
-            nats: NatsSettings {
-                url: nats_url.to_owned(),
-                name: "tenant-worker".into(),
-            },
+            nats: nats.worker_nats(),
             plans,
             chart: std::sync::Arc::new(chart),
             namespace_prefix: self.namespace_prefix.clone(),
@@ -260,6 +425,7 @@ impl WorkerArgs {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             reconcile_interval: (self.reconcile_interval_secs > 0)
                 .then(|| Duration::from_secs(self.reconcile_interval_secs)),
+            metrics_listen: self.metrics_listen.0,
         })
     }
 }
@@ -545,6 +711,34 @@ mod tests {
         let s = run.worker.settings(&run.nats.nats_url).unwrap();
         assert_eq!(s.namespace_prefix, "tenant-");
         assert_eq!(s.topology.max_deliver, 10);
+    }
+
+    #[test]
+    fn worker_settings_carry_the_nats_credentials_and_tls() {
+        let cli = Cli::try_parse_from([
+            "tenant-worker",
+            "run",
+            "--nats-creds",
+            "/secrets/worker.creds",
+            "--nats-tls-ca",
+            "/secrets/ca.pem",
+            "--nats-tls-required",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!()
+        };
+        let s = run.worker.settings(&run.nats).unwrap();
+        assert_eq!(
+            s.nats.auth,
+            NatsAuth::CredsFile("/secrets/worker.creds".into())
+        );
+        assert_eq!(s.nats.tls.ca_file, Some("/secrets/ca.pem".into()));
+        assert!(s.nats.tls.required);
+        // A bare URL (as `dev` passes) is a plain connection.
+        let plain = run.worker.settings("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(plain.nats.auth, NatsAuth::None);
+        assert_eq!(plain.nats.tls, NatsTls::default());
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod contract;
 pub mod embedded_api;
 pub mod error;
 pub mod failpoint;
+pub mod health;
+pub mod metrics;
 pub mod nats_server;
 pub mod plans;
 pub mod release;

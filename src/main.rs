@@ -37,11 +37,11 @@ async fn main() -> std::process::ExitCode {
         | Command::Replay(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
     };
-    tenant_worker::telemetry::init(cli.log_format, default_level);
+    let _telemetry = tenant_worker::telemetry::init(cli.log_format, default_level);
     let result = match cli.command {
         Command::Run(args) => {
             async {
-                let settings = args.worker.settings(&args.nats.nats_url)?;
+                let settings = args.worker.settings(&args.nats)?;
                 let kube = tenant_worker::cluster::connect(args.kubeconfig.as_deref()).await?;
                 tenant_worker::run(settings, kube, shutdown_signal()).await
             }

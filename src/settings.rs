@@ -1,6 +1,7 @@
 //! The worker's settings as the library sees them (the CLI in `config` builds
 //! them from flags and environment variables; tests build them directly).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,27 +14,245 @@ use crate::saga::EngineSettings;
 /// The sample chart shipped in this repository (`k8s/charts/tenant-app`).
 pub const SAMPLE_CHART_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/charts/tenant-app");
 
+/// A secret given on the command line or in the environment (a token, a
+/// password): its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the client proves who it is to NATS (one way at most).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// No credentials (a server without authorization).
+    #[default]
+    None,
+    /// A credentials file (user JWT and nkey seed, as `nsc` and `nats` write
+    /// them), for servers in operator (decentralized JWT) mode.
+    CredsFile(PathBuf),
+    /// A file holding a user nkey seed (`SU...`), for servers that list the
+    /// user's public nkey.
+    NkeySeedFile(PathBuf),
+    /// An authorization token.
+    Token(Secret),
+    /// A user name and password.
+    UserPassword { user: String, password: Secret },
+}
+
+/// TLS towards NATS. The connection uses TLS whenever the server asks for it
+/// (its INFO says `tls_required`) or the URL is `tls://`; these settings say
+/// what to trust and what to present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// PEM file of the certificate authorities that sign the server's
+    /// certificate (instead of the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM files of the client certificate (chain) and its private key, for
+    /// servers that verify clients.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Refuse to talk to the server without TLS.
+    pub required: bool,
+}
+
 /// How to reach NATS.
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
     pub url: String,
     /// Client name shown in the server's connection list.
     pub name: String,
+    pub auth: NatsAuth,
+    pub tls: NatsTls,
+}
+
+/// Reads a file the connection needs, naming the flag that gave it when it
+/// cannot be read (before anything connects).
+fn read_file(flag: &str, path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Setup(format!("{flag} {}: cannot read it: {e}", path.display())))
+}
+
+/// Fails unless `path` is a readable file (the client reads it itself).
+fn check_readable(flag: &str, path: &Path) -> Result<(), Error> {
+    std::fs::File::open(path)
+        .and_then(|f| {
+            if f.metadata()?.is_dir() {
+                Err(std::io::Error::other("it is a directory"))
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|e| Error::Setup(format!("{flag} {}: cannot read it: {e}", path.display())))
+}
+
+/// Whether a failed first connection attempt is one that retrying cannot fix
+/// (wrong or missing credentials, TLS refused), as opposed to a server that is
+/// not up yet.
+fn is_refusal(err: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as Kind;
+    match err.kind() {
+        Kind::ServerParse | Kind::Authentication | Kind::AuthorizationViolation | Kind::Tls => true,
+        Kind::Dns | Kind::TimedOut | Kind::MaxReconnects => false,
+        // A TLS failure after the handshake began (a server that refuses the
+        // client certificate, or that does not speak TLS) is an I/O error
+        // carrying the rustls error.
+        Kind::Io => is_tls_failure(err),
+    }
+}
+
+/// Whether `err` or what caused it is a rustls error.
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if e.is::<async_nats::rustls::Error>()
+            || inner.is_some_and(|i| i.is::<async_nats::rustls::Error>())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// What a refused connection means, in words.
+fn refusal_message(url: &str, err: &async_nats::ConnectError) -> String {
+    use async_nats::ConnectErrorKind as Kind;
+    let why = match err.kind() {
+        Kind::AuthorizationViolation => {
+            "the server refused the connection: authorization violation \
+             (check --nats-creds, --nats-nkey, --nats-token or --nats-user/--nats-password)"
+        }
+        Kind::Authentication => {
+            "authentication failed: the nkey seed could not sign the server's challenge \
+             (check --nats-creds or --nats-nkey)"
+        }
+        Kind::Tls | Kind::Io => {
+            "the TLS connection was refused or failed \
+             (check --nats-tls-ca, --nats-tls-cert and --nats-tls-key, \
+             and that the server has TLS on)"
+        }
+        _ => "the NATS URL is unusable (check --nats-url)",
+    };
+    format!("cannot connect to NATS at {url}: {why}: {err}")
 }
 
 impl NatsSettings {
+    /// Plain settings (no credentials, TLS only if the server asks for it).
+    pub fn plain(url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            name: name.into(),
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
+        }
+    }
+
+    /// Reads the files the settings name and builds the client's options.
+    fn options(&self) -> Result<async_nats::ConnectOptions, Error> {
+        let mut options = async_nats::ConnectOptions::new().name(&self.name);
+        options = match &self.auth {
+            NatsAuth::None => options,
+            NatsAuth::CredsFile(path) => {
+                let text = read_file("--nats-creds", path)?;
+                options.credentials(&text).map_err(|e| {
+                    Error::Setup(format!(
+                        "--nats-creds {}: not a NATS credentials file: {e}",
+                        path.display()
+                    ))
+                })?
+            }
+            NatsAuth::NkeySeedFile(path) => {
+                let text = read_file("--nats-nkey", path)?;
+                let seed = text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with("SU"))
+                    .ok_or_else(|| {
+                        Error::Setup(format!(
+                            "--nats-nkey {}: no user nkey seed (a line starting with SU) in it",
+                            path.display()
+                        ))
+                    })?;
+                options.nkey(seed.to_owned())
+            }
+            NatsAuth::Token(token) => options.token(token.expose().to_owned()),
+            NatsAuth::UserPassword { user, password } => {
+                options.user_and_password(user.clone(), password.expose().to_owned())
+            }
+        };
+        if let Some(ca) = &self.tls.ca_file {
+            check_readable("--nats-tls-ca", ca)?;
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.tls.client_cert {
+            check_readable("--nats-tls-cert", cert)?;
+            check_readable("--nats-tls-key", key)?;
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if self.tls.required {
+            options = options.require_tls(true);
+        }
+        Ok(options)
+    }
+
     /// Connects, retrying until the server answers (a worker that starts before
-    /// NATS should wait for it, not crash-loop).
+    /// NATS should wait for it, not crash-loop). A server that answers and
+    /// refuses the connection (credentials, TLS) is an error at once.
     ///
     /// # Errors
-    /// [`Error::Nats`] when the URL is unusable.
+    /// [`Error::Setup`] when a file the settings name cannot be read;
+    /// [`Error::Nats`] when the URL is unusable or the server refuses the
+    /// connection.
     pub async fn connect(&self) -> Result<async_nats::Client, Error> {
-        async_nats::ConnectOptions::new()
-            .name(&self.name)
-            .retry_on_initial_connect()
-            .connect(&self.url)
-            .await
-            .map_err(|e| Error::nats("connect", e))
+        // Files are read (and their errors reported) before connecting.
+        let first = self.options()?;
+        match first.connect(&self.url).await {
+            Ok(client) => Ok(client),
+            Err(e) if is_refusal(&e) => Err(Error::nats("connect", refusal_message(&self.url, &e))),
+            // Not up (yet): keep trying in the background, as a worker should.
+            Err(e) => {
+                tracing::warn!(
+                    url = %self.url,
+                    error = %e,
+                    "NATS is not reachable yet; retrying in the background"
+                );
+                self.options()?
+                    .retry_on_initial_connect()
+                    .connect(&self.url)
+                    .await
+                    .map_err(|e| Error::nats("connect", e))
+            }
+        }
     }
 }
 
@@ -55,16 +274,15 @@ pub struct WorkerSettings {
     /// How often this replica checks every tenant for drift and repairs it
     /// (`None`: never).
     pub reconcile_interval: Option<Duration>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`None`: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl WorkerSettings {
     /// Settings with the shipped plans and defaults, for tests and `dev`.
     pub fn for_tests(nats_url: &str) -> Self {
         Self {
-            nats: NatsSettings {
-                url: nats_url.to_owned(),
-                name: "tenant-worker".into(),
-            },
+            nats: NatsSettings::plain(nats_url, "tenant-worker"),
             plans: PlanCatalog::load(None).expect("shipped plans are valid"),
             chart: Arc::new(
                 Chart::load(std::path::Path::new(SAMPLE_CHART_DIR))
@@ -76,6 +294,7 @@ impl WorkerSettings {
             concurrency: 32,
             shutdown_grace: Duration::from_secs(25),
             reconcile_interval: None,
+            metrics_listen: None,
         }
     }
 

@@ -1,21 +1,163 @@
-//! Logging set-up: human-readable text or JSON lines, filtered by `RUST_LOG`
-//! (default `info` for long-running commands, `warn` for one-shot CLI commands,
-//! whose output is their result).
+//! Logging and tracing set-up.
+//!
+//! - Logs: human-readable text or JSON lines on stderr, filtered by `RUST_LOG`
+//!   (default `info` for long-running commands, `warn` for one-shot CLI
+//!   commands, whose output is their result).
+//! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans are exported over OTLP
+//!   (HTTP, protobuf; plain `http://`, as to a collector beside the worker: this
+//!   build has no TLS for OTLP), configured by the standard `OTEL_*` variables
+//!   (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_HEADERS`, ...); otherwise nothing
+//!   is exported; `OTEL_SDK_DISABLED=true` turns it off. The worker's spans (one per inbound event, per saga step)
+//!   and kube's one per Kubernetes request are exported whatever `RUST_LOG`
+//!   says. The W3C TraceContext propagator is always installed: the event span
+//!   continues the `traceparent` of the inbound NATS message, and published
+//!   events carry the trace context in their headers.
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber with `default_level` unless `RUST_LOG` is
-/// set. Call once, from `main`.
-pub fn init(format: LogFormat, default_level: &str) {
+/// Flushes and stops the trace exporter when dropped (at the end of `main`).
+#[must_use]
+pub struct TelemetryGuard(Option<SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("warning: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber (logs with `default_level` unless `RUST_LOG`
+/// is set; OTLP traces when configured) and the TraceContext propagator.
+/// Call once, from `main`.
+pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
+    install_propagator();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
     }
+    .with_filter(filter);
+    let provider = otlp_provider();
+    let traces = provider
+        .as_ref()
+        .map(|p| otel_layer(p.tracer("tenant-worker")));
+    Registry::default().with(logs).with(traces).init();
+    TelemetryGuard(provider)
+}
+
+/// The W3C TraceContext propagator, globally.
+pub fn install_propagator() {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+}
+
+/// The layer that turns the worker's spans, and kube's per-request spans,
+/// into OpenTelemetry spans of `tracer` (what it records does not depend on
+/// `RUST_LOG`).
+pub fn otel_layer<S, T>(tracer: T) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    T: opentelemetry::trace::Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(
+            Targets::new()
+                .with_target("tenant_worker", LevelFilter::INFO)
+                // kube's `HTTP` span per request is at debug level.
+                .with_target("kube_client", LevelFilter::DEBUG),
+        )
+}
+
+/// An OTLP exporter when the standard variables ask for one.
+fn otlp_provider() -> Option<SdkTracerProvider> {
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if !configured || disabled {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("warning: OTLP trace export is configured but cannot start: {e}; no traces");
+            return None;
+        }
+    };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(
+            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tenant-worker".into()),
+        )
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    )
+}
+
+/// Reads the trace context from NATS headers.
+struct HeaderExtractor<'a>(&'a async_nats::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(async_nats::HeaderValue::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_ref()).collect()
+    }
+}
+
+/// Writes the trace context into NATS headers.
+struct HeaderInjector<'a>(&'a mut async_nats::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value.as_str());
+    }
+}
+
+/// Makes `span` continue the trace of an inbound message's headers
+/// (`traceparent`, `tracestate`), if they carry one.
+pub fn continue_trace(span: &tracing::Span, headers: Option<&async_nats::HeaderMap>) {
+    let Some(headers) = headers else { return };
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    // Fails only when the span is disabled (no trace layer): nothing to continue.
+    let _ = span.set_parent(parent);
+}
+
+/// Adds the current span's trace context to `headers` of an outgoing message.
+pub fn inject_current(headers: &mut async_nats::HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut HeaderInjector(headers));
+    });
 }

@@ -122,6 +122,23 @@ pub async fn run(
         plans = ?settings.plans.names().collect::<Vec<_>>(),
         "tenant-worker consuming tenant.lifecycle.>"
     );
+    let endpoints = match settings.metrics_listen {
+        Some(addr) => {
+            let listener = crate::health::bind(addr).await?;
+            info!(
+                listen = %listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()),
+                "serving /metrics, /healthz and /readyz"
+            );
+            let probes = crate::health::Probes {
+                nats: nats.clone(),
+                js: js.clone(),
+                kube: engine.cluster.client().clone(),
+            };
+            Some(tokio::spawn(crate::health::serve(listener, probes)))
+        }
+        None => None,
+    };
+    let gauges = tokio::spawn(watch_consumer(consumer.clone()));
     let reconciler = settings
         .reconcile_interval
         .map(|every| tokio::spawn(reconcile_periodically(engine.clone(), every)));
@@ -183,7 +200,11 @@ pub async fn run(
         // A repair cut short leaves its lease to expire; the next pass redoes it.
         reconciler.abort();
     }
+    gauges.abort();
     drain(&engine, &mut in_flight, settings.shutdown_grace).await;
+    if let Some(endpoints) = endpoints {
+        endpoints.abort();
+    }
     info!("tenant-worker stopped");
     Ok(())
 }
@@ -215,6 +236,23 @@ async fn reconcile_periodically(engine: Engine, every: Duration) {
             ),
             Err(e) => warn!(error = %e, "reconcile pass stopped; next pass later"),
         }
+    }
+}
+
+/// Keeps the consumer gauges (pending, ack pending) current.
+async fn watch_consumer(mut consumer: jetstream::consumer::PullConsumer) {
+    let m = crate::metrics::metrics();
+    loop {
+        match consumer.info().await {
+            Ok(info) => {
+                m.consumer_pending
+                    .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                m.consumer_ack_pending
+                    .set(i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
+            }
+            Err(e) => debug!(error = %e, "cannot read the consumer's state for metrics"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
@@ -289,7 +327,24 @@ async fn handle_message(
             }
         }
         Ok(event) => {
-            let span = info_span!("event", tenant_id = %event.tenant_id, event_id = %event.id, r#type = %event.intent.event_type(), sequence, delivered = delivery.delivered);
+            // The messaging semantic conventions, for traces.
+            let span = info_span!(
+                "event",
+                otel.name = %format!("process {}", msg.subject),
+                otel.kind = "consumer",
+                messaging.system = "nats",
+                messaging.destination.name = %msg.subject,
+                messaging.operation.type = "process",
+                messaging.operation.name = "process",
+                messaging.consumer.group.name = crate::contract::CONSUMER_NAME,
+                messaging.message.id = %event.id,
+                tenant_id = %event.tenant_id,
+                event_id = %event.id,
+                r#type = %event.intent.event_type(),
+                sequence,
+                delivered = delivery.delivered
+            );
+            crate::telemetry::continue_trace(&span, msg.headers.as_ref());
             async {
                 let result = match busy.try_take(&event.tenant_id) {
                     Some(_guard) => run_saga(engine, settings, &msg, &event, delivery).await,
@@ -335,6 +390,7 @@ async fn run_saga(
     event: &crate::contract::InboundEvent,
     delivery: Delivery,
 ) -> Result<Handled, Error> {
+    let _running = crate::metrics::GaugeGuard::hold(&crate::metrics::metrics().sagas_in_flight);
     let work = engine.handle(event, delivery);
     tokio::pin!(work);
     let mut progress = tokio::time::interval(settings.topology.ack_wait / 3);
@@ -366,7 +422,15 @@ async fn settle(
                 .deadletter(&msg.message, sequence, code, &reason, history)
                 .await
             {
-                Ok(()) => msg.double_ack().await,
+                Ok(()) => {
+                    crate::metrics::metrics()
+                        .deadlettered
+                        .get_or_create(&crate::metrics::ReasonLabels {
+                            reason: code.to_owned(),
+                        })
+                        .inc();
+                    msg.double_ack().await
+                }
                 Err(e) => {
                     error!(error = %e, sequence, "cannot dead-letter; redelivering");
                     msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5))))

@@ -88,7 +88,7 @@ impl ClusterError {
 
 /// A kube error in one line: for a refusal by the API server, its code, reason
 /// and message (kube's own text repeats the whole `Status` object).
-fn describe(e: &kube::Error) -> String {
+pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
         other => other.to_string(),
@@ -180,7 +180,10 @@ impl Cluster {
     {
         f.retry(self.retry.in_process())
             .when(is_transient_kube)
-            .notify(|e, delay| tracing::debug!(error = %describe(e), ?delay, "retrying a Kubernetes request"))
+            .notify(|e, delay| {
+                crate::metrics::metrics().kube_retries.inc();
+                tracing::debug!(error = %describe(e), ?delay, "retrying a Kubernetes request");
+            })
             .await
     }
 

@@ -89,9 +89,7 @@ async fn demo(nats_url: &str, kubeconfig: &str) -> Result<(), Error> {
     // The worker creates the streams at start; give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let args = PublishArgs {
-        nats: crate::config::NatsArgs {
-            nats_url: nats_url.to_owned(),
-        },
+        nats: crate::config::NatsArgs::plain(nats_url),
         kind: PublishKind::Requested,
         tenant: "demo".into(),
         plan: Some("standard".into()),

@@ -322,7 +322,8 @@ pub struct UpgradeCompleted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deprovisioned {
     pub namespace: String,
-    /// The plan billed until now; absent when the tenant never existed.
+    /// The plan billed until now; absent when nothing was billed (the tenant
+    /// never existed, or its first install failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
     pub deleted_at: Timestamp,

@@ -47,6 +47,7 @@ use crate::contract::{
 };
 use crate::error::Error;
 use crate::failpoint::crash_point;
+use crate::metrics::{GaugeGuard, IntentLabels, OutcomeLabels, metrics};
 use crate::plans::{Plan, PlanCatalog};
 use crate::release::{Chart, merge_values};
 use crate::retry::RetryPolicy;
@@ -230,6 +231,8 @@ impl Engine {
             });
         }
         self.acquire(&mut v, event, delivery.sequence).await?;
+        // Held (or left to expire) until `handle` returns.
+        let _lease = GaugeGuard::hold(&metrics().leases_held);
         let result = self.run(&mut v, event, delivery.sequence).await;
         if let Err(e) = &result
             && e.is_transient()
@@ -309,6 +312,7 @@ impl Engine {
             self.bus.publish_completion(&completion).await?;
         }
         crash_point("saga.after_publish");
+        count_completion(event, &completion);
         let event_type = completion.event_type;
         self.update_route(&event.tenant_id, &v.record, event_type, sequence)
             .await?;
@@ -467,13 +471,10 @@ impl Engine {
         }
         // `update_route` withdraws any route left over for an absent namespace.
         let record = &mut v.record;
-        // The plan billing meters until now: only a tenant that was live had one.
-        let billed = match record.status {
-            TenantStatus::Ready | TenantStatus::Upgrading | TenantStatus::Deprovisioning => {
-                record.plan.take()
-            }
-            _ => None,
-        };
+        // The plan billing meters until now: a record keeps a plan only while
+        // the tenant runs on it (a failed first install clears it; a failed
+        // rollback keeps it, the tenant still runs).
+        let billed = record.plan.take();
         record.status = match record.status {
             TenantStatus::Absent => TenantStatus::Absent,
             _ => TenantStatus::Deleted,
@@ -571,6 +572,26 @@ pub(super) fn log_outcome(outcome: &Outcome, record: &TenantRecord) {
         }
         _ => {
             info!(outcome = %outcome.event_type(), status = record.status.as_str(), "done");
+        }
+    }
+}
+
+/// Counts a saga's end in the metrics.
+fn count_completion(event: &InboundEvent, completion: &CloudEvent<Value>) {
+    let intent = event.intent.kind().as_str();
+    let m = metrics();
+    m.sagas_completed
+        .get_or_create(&OutcomeLabels {
+            intent,
+            outcome: completion.event_type.short_name(),
+        })
+        .inc();
+    if completion.event_type == EventType::Failed {
+        m.sagas_failed.get_or_create(&IntentLabels { intent }).inc();
+        if completion.data["compensated"] == Value::Bool(true) {
+            m.sagas_compensated
+                .get_or_create(&IntentLabels { intent })
+                .inc();
         }
     }
 }

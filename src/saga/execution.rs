@@ -164,8 +164,7 @@ impl Engine {
                 continue;
             }
             self.check_stopping()?;
-            let applying = step
-                .apply(ctx)
+            let applying = timed(step, "apply", step.apply(ctx))
                 .instrument(info_span!("step", step = step.as_str()));
             match self.leased(v, applying).await? {
                 Ok(()) => {
@@ -235,12 +234,12 @@ impl Engine {
                 continue;
             }
             self.check_stopping()?;
-            let undoing = async {
+            let undoing = timed(step, "compensate", async {
                 match rollback {
                     Some(previous) => step.roll_back(ctx, previous).await,
                     None => step.compensate(ctx).await,
                 }
-            }
+            })
             .instrument(info_span!("compensate", step = step.as_str()));
             let state = match self.leased(v, undoing).await? {
                 Ok(()) => {
@@ -293,4 +292,18 @@ impl Engine {
             Ok(())
         }
     }
+}
+
+/// Runs `work` (one step in `direction`), observing its duration.
+async fn timed<T>(step: Step, direction: &'static str, work: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    crate::metrics::metrics()
+        .step_duration
+        .get_or_create(&crate::metrics::StepLabels {
+            step: step.as_str(),
+            direction,
+        })
+        .observe(started.elapsed().as_secs_f64());
+    out
 }

@@ -31,6 +31,12 @@ impl Engine {
             }
             _ => {
                 record.saga = Some(SagaLog::new(event.id, sequence, event.intent.kind()));
+                crate::metrics::metrics()
+                    .sagas_started
+                    .get_or_create(&crate::metrics::IntentLabels {
+                        intent: event.intent.kind().as_str(),
+                    })
+                    .inc();
             }
         }
         record.lease = Some(Lease {

@@ -5,7 +5,9 @@
 //! - A `ready` tenant: its namespace, the isolation objects of its plan (quota,
 //!   limits, network policy, RBAC) exactly as the steps build them, and the
 //!   objects of its deployed release revision as its Helm record lists them.
-//! - A `deleted`, `failed` or `absent` tenant: no namespace of ours.
+//! - A `deleted` or `absent` tenant, or one whose first install failed: no
+//!   namespace of ours. A tenant whose upgrade failed without a complete
+//!   rollback is not checked (no record says what it should be).
 //! - A tenant with a saga in flight, or leased: not checked (the saga is
 //!   changing it).
 //!
@@ -118,6 +120,16 @@ impl Engine {
         let tenant = &record.tenant_id;
         match record.status {
             TenantStatus::Ready => {}
+            // An upgrade whose rollback did not complete: the tenant still
+            // runs, in a state no record describes. Not the reconciler's to
+            // judge (and never to delete): a new event or a replay re-drives it.
+            TenantStatus::Failed if record.plan.is_some() => {
+                return Ok(Inspection::Skipped {
+                    reason: "its last upgrade failed and the rollback did not complete; \
+                             re-drive it with an event or `replay --apply`"
+                        .into(),
+                });
+            }
             TenantStatus::Deleted | TenantStatus::Failed | TenantStatus::Absent => {
                 return Ok(match self.cluster.namespace_state(tenant).await? {
                     NamespaceState::Owned { terminating: false } => Inspection::Drifted {
@@ -206,7 +218,9 @@ impl Engine {
                 e => Err(e),
             };
         }
+        let held = crate::metrics::GaugeGuard::hold(&crate::metrics::metrics().leases_held);
         let result = self.repair_leased(&mut v, leased_at).await;
+        drop(held);
         v.record.lease = None;
         if let Err(e) = self.save(&mut v).await {
             warn!(%tenant, error = %e, "could not release the repair lease; it will expire");
@@ -234,6 +248,7 @@ impl Engine {
         self.leased(v, work).await??;
         let event = drift_repaired_event(&record, &objects, detected_at, leased_at);
         self.bus.publish_completion(&event).await?;
+        crate::metrics::metrics().drift_repaired.inc();
         info!(
             tenant = %record.tenant_id,
             repaired = %objects.iter().map(|d| format!("{} ({})", d.object, d.drift.as_str())).collect::<Vec<_>>().join(", "),

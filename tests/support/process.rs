@@ -43,6 +43,8 @@ impl WorkerProcess {
             ("--ack-wait-secs", "3"),
             ("--lease-ttl-secs", "3"),
             ("--shutdown-grace-secs", "5"),
+            // Several processes per machine: each on a free port.
+            ("--metrics-listen", "127.0.0.1:0"),
         ] {
             if !opts.args.contains(&flag) {
                 cmd.args([flag, value]);

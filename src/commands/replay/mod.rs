@@ -11,8 +11,9 @@
 //! - The target is compared with the tenant's record (status, plan, version,
 //!   values) and, for a ready tenant, with its objects in the cluster (the
 //!   drift check of `reconcile`).
-//! - A tenant with an event the workers have not applied yet (or a saga in
-//!   flight) is left alone: the workers are on it.
+//! - A tenant with an event the workers have not finished with yet (past the
+//!   consumer's ack floor, and not in its record), or a saga in flight, is
+//!   left alone: the workers are on it.
 //!
 //! # Re-driving
 //! A tenant that differs gets one new inbound event on `TENANT_LIFECYCLE`:
@@ -49,8 +50,8 @@ use super::reconcile::tool_engine;
 use crate::cluster::NamespaceState;
 use crate::config::ReplayArgs;
 use crate::contract::{
-    CloudEvent, EventType, InboundEvent, LIFECYCLE_STREAM, LIFECYCLE_SUBJECT_PREFIX, REPLAY_AS_OF,
-    TenantDeleted, TenantId, TenantRequested, decode_inbound,
+    CONSUMER_NAME, CloudEvent, EventType, InboundEvent, LIFECYCLE_STREAM, LIFECYCLE_SUBJECT_PREFIX,
+    REPLAY_AS_OF, TenantDeleted, TenantId, TenantRequested, decode_inbound,
 };
 use crate::error::Error;
 use crate::saga::Engine;
@@ -129,6 +130,15 @@ pub async fn run(args: &ReplayArgs) -> Result<(), Error> {
     // Everything after this is left to the workers: the snapshot the replay
     // is computed from.
     let as_of = state.last_sequence;
+    // Every message up to the consumer's ack floor is done with: an event
+    // there that a record does not reflect (a tenant_state restored from an
+    // older backup) is not pending, it is lost, and replay re-drives it.
+    let done = stream
+        .consumer_info(CONSUMER_NAME)
+        .await
+        .map_err(|e| Error::nats("read the tenant-worker consumer", e))?
+        .ack_floor
+        .stream_sequence;
     let selection = Selection::from_args(args, state.first_sequence, as_of)?;
     let filters = subject_filters(&tenants);
     let scanned = read(&stream, &filters, &selection, "reading").await?;
@@ -157,7 +167,7 @@ pub async fn run(args: &ReplayArgs) -> Result<(), Error> {
             folded.apply(*sequence, event, &engine.plans, &engine.chart);
         }
         let record = engine.bus.state().load(&tenant).await?.map(|v| v.record);
-        plans.push(compare(&engine, tenant, folded, record.as_ref()).await?);
+        plans.push(compare(&engine, tenant, folded, record.as_ref(), done).await?);
     }
     for plan in &plans {
         if args.json {
@@ -326,6 +336,7 @@ async fn compare(
     tenant: TenantId,
     folded: Folded,
     record: Option<&TenantRecord>,
+    done: u64,
 ) -> Result<TenantPlan, Error> {
     let mut plan = TenantPlan {
         tenant: tenant.clone(),
@@ -349,7 +360,7 @@ async fn compare(
             .sequences
             .iter()
             .copied()
-            .filter(|s| *s > r.last_sequence)
+            .filter(|s| *s > r.last_sequence && *s > done)
             .collect();
         if !unapplied.is_empty() {
             plan.action = Action::Pending;
