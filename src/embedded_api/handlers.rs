@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::admission::FieldValidation;
 use super::discovery;
 use super::faults::{FaultAction, FaultSpec};
+use super::request_log::ResourceTarget;
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::App;
@@ -137,7 +138,31 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         .into_response(),
     };
     tracing::debug!(method = %method, uri = %uri, status = response.status().as_u16(), "embedded api: request");
+    record(&app, &method, &uri, &headers, response.status());
     response
+}
+
+/// Adds the request to the request log (a no-op unless recording is on).
+fn record(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, status: StatusCode) {
+    let path = uri.path();
+    match route(path) {
+        Route::Embedded(_) => {}
+        Route::Resource(t) => {
+            let query: HashMap<String, String> =
+                Query::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+            let target = ResourceTarget {
+                group: t.res.group,
+                plural: t.res.plural,
+                subresource: t.subresource.as_deref(),
+                namespace: t.namespace.as_deref(),
+                name: t.name.as_deref(),
+            };
+            let watch = bool_param(&query, "watch");
+            app.requests
+                .record_resource(method, watch, &target, headers, path, status);
+        }
+        _ => app.requests.record_non_resource(method, headers, path),
+    }
 }
 
 async fn handle(

@@ -21,7 +21,8 @@
 //! (operations), `admission` (defaults, server-set fields), `validation`,
 //! `apply` (server-side apply), `patch`, `selectors`, `store`,
 //! `controllers` (simulated controllers), `table` (kubectl output),
-//! `discovery`, [`faults`] and `status` (errors).
+//! `discovery`, [`faults`], `status` (errors) and [`request_log`] (what
+//! clients asked for, in RBAC's terms, for the RBAC coverage test).
 
 mod admission;
 mod apply;
@@ -30,6 +31,7 @@ mod discovery;
 pub mod faults;
 mod handlers;
 mod patch;
+pub mod request_log;
 mod resources;
 mod selectors;
 mod server;
@@ -48,6 +50,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultInjector, FaultRule, FaultSpec, ObjectRef, RandomFaultKind, RandomFaults};
+pub use request_log::{RecordedRequest, RequestLog};
 
 /// Behaviour of the simulated cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,6 +73,7 @@ pub struct EmbeddedApiConfig {
 pub struct EmbeddedApi {
     addr: SocketAddr,
     faults: FaultInjector,
+    requests: RequestLog,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -88,6 +92,7 @@ impl EmbeddedApi {
         let addr = listener.local_addr()?;
         let faults = FaultInjector::default();
         let app = server::App::new(config, faults.clone(), addr);
+        let requests = app.requests.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, app, async move {
             // A dropped sender (the EmbeddedApi dropped) also stops the server.
@@ -96,6 +101,7 @@ impl EmbeddedApi {
         Ok(EmbeddedApi {
             addr,
             faults,
+            requests,
             stop: Some(stop),
             task: Some(task),
         })
@@ -137,6 +143,12 @@ impl EmbeddedApi {
     /// shared handle).
     pub fn faults(&self) -> &FaultInjector {
         &self.faults
+    }
+
+    /// The log of requests in RBAC's terms (verb, group, resource), off until
+    /// [`RequestLog::start`]; see [`request_log`].
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
     }
 
     /// Stops the server and waits for in-flight requests to finish.

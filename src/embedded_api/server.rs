@@ -15,6 +15,7 @@ use super::admission::{FieldValidation, WriteCtx, now_ts};
 use super::controllers;
 use super::faults::FaultInjector;
 use super::handlers;
+use super::request_log::RequestLog;
 use super::store::Store;
 use super::verbs;
 
@@ -27,6 +28,8 @@ pub struct App {
     pub wake: Notify,
     /// `host:port` advertised by `/api`.
     pub server_address: String,
+    /// What clients asked for, when recording is on (see `request_log`).
+    pub requests: RequestLog,
 }
 
 impl App {
@@ -39,6 +42,7 @@ impl App {
             faults,
             wake: Notify::new(),
             server_address: addr.to_string(),
+            requests: RequestLog::default(),
         });
         verbs::bootstrap(&app);
         app
