@@ -5,10 +5,11 @@
 #
 #   docker build -t tenant-worker:0.1.0 .
 #
-# The plan catalogue and the sample chart are baked in under
-# /opt/tenant-worker/k8s (the working directory, so the worker's defaults
-# k8s/plans.yaml and k8s/charts/tenant-app find them); the Deployment in
-# k8s/worker mounts the plans from a ConfigMap instead.
+# The sample chart is baked in under /opt/tenant-worker/k8s (the working
+# directory, so the default --chart k8s/charts/tenant-app finds it), with
+# k8s/plans.yaml beside it for reference (the shipped plans are also compiled
+# into the binary); the Deployment in k8s/worker mounts the plans from a
+# ConfigMap and points --plans at it.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

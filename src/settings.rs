@@ -166,6 +166,29 @@ fn refusal_message(url: &str, err: &async_nats::ConnectError) -> String {
     format!("cannot connect to NATS at {url}: {why}: {err}")
 }
 
+/// `url` (one or several, comma-separated) with any `user:password@` replaced
+/// by `***@`, for logs and error messages.
+pub fn redacted_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let (scheme, rest) = one.split_once("://").unwrap_or(("", one));
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let prefix = if scheme.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{scheme}://")
+                    };
+                    format!("{prefix}***{}", &rest[at..])
+                }
+                None => one.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl NatsSettings {
     /// Plain settings (no credentials, TLS only if the server asks for it).
     pub fn plain(url: impl Into<String>, name: impl Into<String>) -> Self {
@@ -238,11 +261,14 @@ impl NatsSettings {
         let first = self.options()?;
         match first.connect(&self.url).await {
             Ok(client) => Ok(client),
-            Err(e) if is_refusal(&e) => Err(Error::nats("connect", refusal_message(&self.url, &e))),
+            Err(e) if is_refusal(&e) => Err(Error::nats(
+                "connect",
+                refusal_message(&redacted_url(&self.url), &e),
+            )),
             // Not up (yet): keep trying in the background, as a worker should.
             Err(e) => {
                 tracing::warn!(
-                    url = %self.url,
+                    url = %redacted_url(&self.url),
                     error = %e,
                     "NATS is not reachable yet; retrying in the background"
                 );
@@ -301,5 +327,27 @@ impl WorkerSettings {
     /// `max_deliver` as an unsigned count.
     pub fn max_deliver(&self) -> u64 {
         u64::try_from(self.topology.max_deliver).unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        assert_eq!(
+            redacted_url("nats://alice:s3cret@nats.example:4222"),
+            "nats://***@nats.example:4222"
+        );
+        assert_eq!(
+            redacted_url("tls://tok@a:4222,nats://b:4222"),
+            "tls://***@a:4222,nats://b:4222"
+        );
+        assert_eq!(
+            redacted_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(redacted_url("u:p@host:4222"), "***@host:4222");
     }
 }

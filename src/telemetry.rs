@@ -8,7 +8,8 @@
 //!   (HTTP, protobuf; plain `http://`, as to a collector beside the worker: this
 //!   build has no TLS for OTLP), configured by the standard `OTEL_*` variables
 //!   (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_HEADERS`, ...); otherwise nothing
-//!   is exported; `OTEL_SDK_DISABLED=true` turns it off. The worker's spans (one per inbound event, per saga step)
+//!   is exported; `OTEL_SDK_DISABLED=true` turns it off. Either way the
+//!   trace context travels: spans get ids and published events carry them. The worker's spans (one per inbound event, per saga step)
 //!   and kube's one per Kubernetes request are exported whatever `RUST_LOG`
 //!   says. The W3C TraceContext propagator is always installed: the event span
 //!   continues the `traceparent` of the inbound NATS message, and published
@@ -17,7 +18,7 @@
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -55,12 +56,17 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
     }
     .with_filter(filter);
-    let provider = otlp_provider();
-    let traces = provider
-        .as_ref()
-        .map(|p| otel_layer(p.tracer("tenant-worker")));
+    // Without an exporter the trace context still travels (the contract says
+    // the worker continues `traceparent` and sets it on what it publishes):
+    // spans get ids, and only those under a sampled inbound trace record.
+    let provider = otlp_provider().unwrap_or_else(|| {
+        SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+            .build()
+    });
+    let traces = otel_layer(provider.tracer("tenant-worker"));
     Registry::default().with(logs).with(traces).init();
-    TelemetryGuard(provider)
+    TelemetryGuard(Some(provider))
 }
 
 /// The W3C TraceContext propagator, globally.

@@ -99,7 +99,10 @@ pub async fn run(
         Err(e) if nats.connection_state() != async_nats::connection::State::Connected => {
             return Err(Error::nats(
                 "connect",
-                format!("cannot reach NATS at {} ({e})", settings.nats.url),
+                format!(
+                    "cannot reach NATS at {} ({e})",
+                    crate::settings::redacted_url(&settings.nats.url)
+                ),
             ));
         }
         Err(e) => return Err(e),
@@ -116,7 +119,7 @@ pub async fn run(
         settings.engine.clone(),
     );
     info!(
-        nats = %settings.nats.url,
+        nats = %crate::settings::redacted_url(&settings.nats.url),
         replica = %settings.engine.replica_id,
         concurrency = settings.concurrency,
         plans = ?settings.plans.names().collect::<Vec<_>>(),

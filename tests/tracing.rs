@@ -4,7 +4,9 @@
 //! the completion event carries the trace on.
 //!
 //! The spans go to an in-memory exporter through the worker's own trace layer
-//! (`telemetry::otel_layer`), the one `main` installs for OTLP.
+//! (`telemetry::otel_layer`), the one `main` installs for OTLP. Without any
+//! exporter configured, a `tenant-worker run` process still carries the trace
+//! from the inbound event to the completion event.
 
 mod support;
 
@@ -13,6 +15,7 @@ use std::collections::HashSet;
 use async_nats::HeaderMap;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use support::process::WorkerOptions;
 use support::*;
 use tenant_worker::contract::STATUS_STREAM;
 use tracing_subscriber::layer::SubscriberExt;
@@ -145,18 +148,56 @@ async fn one_event_yields_one_connected_trace() {
     );
 
     // The completion event carries the trace on.
-    let published = h.stream_messages(STATUS_STREAM).await;
-    let (_, headers, _) = published
-        .iter()
-        .find(|(subject, _, _)| subject == "tenant.status.provisioned.traced")
-        .expect("the completion event");
-    let traceparent = headers
-        .as_ref()
-        .and_then(|h| h.get("traceparent"))
-        .map(|v| v.as_str().to_owned())
-        .expect("the completion event has a traceparent");
+    let traceparent = completion_traceparent(&h, "tenant.status.provisioned.traced").await;
     assert!(
         traceparent.starts_with(&format!("00-{TRACE}-")),
         "{traceparent}"
+    );
+}
+
+/// The `traceparent` of the completion event published on `subject`.
+async fn completion_traceparent(h: &Harness, subject: &str) -> String {
+    let published = h.stream_messages(STATUS_STREAM).await;
+    let (_, headers, _) = published
+        .iter()
+        .find(|(s, _, _)| s == subject)
+        .expect("the completion event");
+    headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned())
+        .expect("the completion event has a traceparent")
+}
+
+#[tokio::test]
+async fn without_an_exporter_the_trace_context_still_travels() {
+    let h = Harness::start_bare(Default::default()).await;
+    let _worker = h.spawn_worker(WorkerOptions {
+        name: "untraced",
+        failpoints: None,
+        args: &[],
+    });
+    h.wait_topology().await;
+    let event = requested("carried", "free");
+    let mut headers = HeaderMap::new();
+    headers.insert("traceparent", format!("00-{TRACE}-{PARENT}-01").as_str());
+    h.publish_raw_with(
+        "tenant.lifecycle.requested.carried",
+        headers,
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        h.completion("carried", event.id).await["type"],
+        "tenant.provisioned"
+    );
+    let traceparent = completion_traceparent(&h, "tenant.status.provisioned.carried").await;
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE}-")),
+        "{traceparent}"
+    );
+    assert!(
+        !traceparent.contains(PARENT),
+        "a span of the worker's is the parent: {traceparent}"
     );
 }
