@@ -20,24 +20,7 @@ use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::*;
 
 async fn reconcile(h: &Harness, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
-        .arg("reconcile")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(h.kubeconfig())
-        .env("NATS_URL", h.nats.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    operator_command(h, "reconcile", args).await
 }
 
 async fn provision(h: &Harness, tenant: &str, plan: &str) {
@@ -101,7 +84,7 @@ async fn reconcile_reports_each_kind_of_drift_then_repairs_it_once() {
 
     // The dry run names each, fails, and changes nothing.
     let out = reconcile(&h, &[]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(!out.status.success(), "drift found: exit 1\n{report}");
     assert!(report.contains("drifty: drifted"), "{report}");
     assert!(
@@ -131,15 +114,15 @@ async fn reconcile_reports_each_kind_of_drift_then_repairs_it_once() {
 
     // --json: one object per drifted tenant.
     let out = reconcile(&h, &["--json", "--tenant", "drifty"]).await;
-    let line: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let line: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)));
     assert_eq!(line["tenant"], "drifty");
     assert_eq!(line["state"], "drifted");
     assert_eq!(line["objects"].as_array().unwrap().len(), 3, "{line:#}");
 
     // --apply repairs all three and says so on TENANT_STATUS.
     let out = reconcile(&h, &["--apply"]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(out.status.success(), "{report}");
     assert!(
         report.contains("repaired: tenant.drift_repaired"),
@@ -183,11 +166,12 @@ async fn reconcile_reports_each_kind_of_drift_then_repairs_it_once() {
 
     // Nothing left: a second run finds everything in sync and publishes nothing.
     let out = reconcile(&h, &["--apply"]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(
-        text(&out).contains("2 tenants checked: 2 in sync, 0 drifted (0 repaired), 0 skipped"),
+        output_text(&out)
+            .contains("2 tenants checked: 2 in sync, 0 drifted (0 repaired), 0 skipped"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(h.completion_events().await.len(), events.len());
 }
@@ -213,7 +197,7 @@ async fn objects_that_are_not_the_workers_are_reported_and_left_alone() {
         .unwrap();
 
     let out = reconcile(&h, &["--apply", "--tenant", "squatted"]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(!out.status.success(), "{report}");
     assert!(
         report.contains(
@@ -253,12 +237,12 @@ async fn a_deleted_tenants_leftover_namespace_is_removed() {
 
     let out = reconcile(&h, &[]).await;
     assert!(
-        text(&out).contains("- Namespace tenant-ghost unexpected"),
+        output_text(&out).contains("- Namespace tenant-ghost unexpected"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let out = reconcile(&h, &["--apply"]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     wait_objects(&h.kube(), "ghost", &[]).await;
     let events = h.completion_events().await;
     let repaired = drift_events(&events);

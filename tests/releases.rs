@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
 use support::*;
 use tenant_worker::cluster::release_records::{RELEASE_SECRET_TYPE, ReleaseStatus};
-use tenant_worker::contract::{CloudEvent, EventType, TenantRequested, TenantUpgraded};
+use tenant_worker::contract::{CloudEvent, EventType, TenantRequested};
 use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule};
 use tenant_worker::plans::{DEFAULT_PLANS_YAML, PlanCatalog};
 use tenant_worker::release::Chart;
@@ -48,22 +48,6 @@ fn request_with(
             plan: plan.into(),
             app_version: app_version.map(Into::into),
             values: values.as_object().cloned(),
-            metadata: None,
-        })
-        .unwrap(),
-    )
-}
-
-fn upgrade_to(tenant: &str, plan: Option<&str>, app_version: Option<&str>) -> CloudEvent<Value> {
-    CloudEvent::new(
-        "billing",
-        EventType::Upgraded,
-        support::tenant(tenant),
-        serde_json::to_value(TenantUpgraded {
-            tenant_id: support::tenant(tenant),
-            plan: plan.map(Into::into),
-            app_version: app_version.map(Into::into),
-            values: None,
             metadata: None,
         })
         .unwrap(),
@@ -164,7 +148,7 @@ async fn an_upgrade_makes_a_new_revision_and_removes_what_it_no_longer_renders()
     );
 
     // Down to free (no PodDisruptionBudget there) on a new version.
-    let up = upgrade_to("grower", Some("free"), Some("1.1.0"));
+    let up = upgrade_with("grower", Some("free"), Some("1.1.0"), None);
     h.publish(&up).await;
     let done = h.completion("grower", up.id).await;
     assert_eq!(done["type"], "tenant.upgrade_completed", "{done:#}");
@@ -206,7 +190,7 @@ async fn a_failed_upgrade_rolls_back_to_the_previous_revision() {
             .times(1)
             .message("Deployment.apps is invalid: spec.template: admission refused"),
     );
-    let up = upgrade_to("steady", Some("premium"), Some("2.0.0"));
+    let up = upgrade_with("steady", Some("premium"), Some("2.0.0"), None);
     h.publish(&up).await;
     let done = h.completion("steady", up.id).await;
     assert_eq!(done["type"], "tenant.failed", "{done:#}");
@@ -259,7 +243,7 @@ async fn an_upgrade_that_never_becomes_ready_is_rolled_back() {
     h.api
         .faults()
         .keep_unready("tenant-sleepy", "Deployment", &name);
-    let up = upgrade_to("sleepy", None, Some("2.0.0"));
+    let up = upgrade_with("sleepy", None, Some("2.0.0"), None);
     h.publish(&up).await;
     // Once the failed revision is marked, the old pods would be fine again.
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -437,7 +421,7 @@ async fn at_most_ten_revisions_are_kept() {
     h.publish(&req).await;
     h.completion("busy", req.id).await;
     for minor in 1..=11 {
-        let up = upgrade_to("busy", None, Some(&format!("1.{minor}.0")));
+        let up = upgrade_with("busy", None, Some(&format!("1.{minor}.0")), None);
         h.publish(&up).await;
         assert_eq!(
             h.completion("busy", up.id).await["data"]["release_revision"],

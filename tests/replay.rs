@@ -18,28 +18,11 @@ use serde_json::{Value, json};
 use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::*;
 use tenant_worker::contract::{
-    CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, TenantRequested, TenantUpgraded,
+    CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, TenantRequested,
 };
 
 async fn replay(h: &Harness, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
-        .arg("replay")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(h.kubeconfig())
-        .env("NATS_URL", h.nats.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    operator_command(h, "replay", args).await
 }
 
 /// `--json` output: tenant -> its line.
@@ -70,27 +53,6 @@ async fn wait_messages(h: &Harness, stream: &str, n: u64) {
     }
 }
 
-fn upgrade(
-    tenant: &str,
-    plan: Option<&str>,
-    version: Option<&str>,
-    values: Option<Value>,
-) -> CloudEvent<Value> {
-    CloudEvent::new(
-        "billing",
-        EventType::Upgraded,
-        support::tenant(tenant),
-        serde_json::to_value(TenantUpgraded {
-            tenant_id: support::tenant(tenant),
-            plan: plan.map(Into::into),
-            app_version: version.map(Into::into),
-            values: values.and_then(|v| v.as_object().cloned()),
-            metadata: None,
-        })
-        .unwrap(),
-    )
-}
-
 /// 500 events over 100 tenants: five shapes of history, including deletes,
 /// re-requests and events the worker rejects, and a sixth of only rejected
 /// intents and deletes of tenants that never existed.
@@ -101,52 +63,52 @@ fn history() -> Vec<CloudEvent<Value>> {
         let shape: Vec<CloudEvent<Value>> = match if i < 50 { i % 5 } else { 5 } {
             0 => vec![
                 requested(&t, "free"),
-                upgrade(&t, Some("standard"), None, None),
-                upgrade(&t, Some("premium"), Some("1.2.0"), None),
+                upgrade_with(&t, Some("standard"), None, None),
+                upgrade_with(&t, Some("premium"), Some("1.2.0"), None),
                 deleted(&t),
                 requested(&t, "standard"),
             ],
             1 => vec![
                 requested(&t, "free"),
-                upgrade(&t, None, None, Some(json!({"config": {"greeting": "hi"}}))),
+                upgrade_with(&t, None, None, Some(json!({"config": {"greeting": "hi"}}))),
                 deleted(&t),
                 requested(&t, "free"),
                 deleted(&t),
             ],
             2 => vec![
                 requested(&t, "standard"),
-                upgrade(&t, Some("platinum"), None, None),
-                upgrade(&t, None, Some("1.1.0"), None),
-                upgrade(&t, None, None, Some(json!({"config": {"a": "1"}}))),
-                upgrade(&t, Some("free"), None, None),
+                upgrade_with(&t, Some("platinum"), None, None),
+                upgrade_with(&t, None, Some("1.1.0"), None),
+                upgrade_with(&t, None, None, Some(json!({"config": {"a": "1"}}))),
+                upgrade_with(&t, Some("free"), None, None),
             ],
             3 => vec![
-                upgrade(&t, Some("premium"), None, None),
+                upgrade_with(&t, Some("premium"), None, None),
                 requested(&t, "premium"),
-                upgrade(&t, None, None, Some(json!({"config": {"b": "2"}}))),
-                upgrade(
+                upgrade_with(&t, None, None, Some(json!({"config": {"b": "2"}}))),
+                upgrade_with(
                     &t,
                     None,
                     None,
                     Some(json!({"config": {"b": null, "c": "3"}})),
                 ),
-                upgrade(&t, None, Some("1.3.0"), None),
+                upgrade_with(&t, None, Some("1.3.0"), None),
             ],
             // Half the tenants never get past the worker's checks (cheap
             // to apply, and the fold must agree that they change nothing).
             5 => vec![
-                upgrade(&t, Some("premium"), None, None),
+                upgrade_with(&t, Some("premium"), None, None),
                 requested(&t, "platinum"),
                 deleted(&t),
-                upgrade(&t, None, Some("2.0.0"), None),
+                upgrade_with(&t, None, Some("2.0.0"), None),
                 deleted(&t),
             ],
             _ => vec![
                 requested(&t, "free"),
-                upgrade(&t, Some("standard"), None, None),
-                upgrade(&t, Some("free"), None, None),
-                upgrade(&t, Some("standard"), Some("1.4.0"), None),
-                upgrade(&t, None, None, Some(json!({"replicaCount": 9}))),
+                upgrade_with(&t, Some("standard"), None, None),
+                upgrade_with(&t, Some("free"), None, None),
+                upgrade_with(&t, Some("standard"), Some("1.4.0"), None),
+                upgrade_with(&t, None, None, Some(json!({"replicaCount": 9}))),
             ],
         };
         events.extend(shape);
@@ -175,7 +137,7 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
 
     // Nothing has happened yet: everything is in sync.
     let out = replay(&h, &["--json"]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let plans = by_tenant(&out);
     assert_eq!(plans.len(), 100);
     let not_in_sync: Vec<_> = plans
@@ -183,7 +145,11 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
         .filter(|(_, p)| p["action"] != "in_sync")
         .collect();
     assert!(not_in_sync.is_empty(), "{not_in_sync:#?}");
-    assert!(text(&out).contains("500 events read"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("500 events read"),
+        "{}",
+        output_text(&out)
+    );
     // The fold follows the engine: rp-02 ends on free with both upgrades'
     // values and version; its platinum upgrade changed nothing.
     let p = &plans["rp-02"];
@@ -245,7 +211,7 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
 
     // The dry run shows each difference and changes nothing.
     let out = replay(&h, &[]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("rp-02: would re-provision"), "{report}");
     assert!(
@@ -277,7 +243,7 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
     assert_eq!(one.keys().collect::<Vec<_>>(), ["rp-02"]);
     assert_eq!(one["rp-02"]["events"].as_array().unwrap().len(), 5);
     let later = replay(&h, &["--json", "--from-seq", "100000"]).await;
-    assert!(by_tenant(&later).is_empty(), "{}", text(&later));
+    assert!(by_tenant(&later).is_empty(), "{}", output_text(&later));
     // A range picks tenants; their whole history decides.
     let ranged = by_tenant(&replay(&h, &["--json", "--from-seq", "401", "--to-seq", "402"]).await);
     assert_eq!(ranged.keys().collect::<Vec<_>>(), ["rp-00", "rp-01"]);
@@ -286,7 +252,7 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
 
     // --apply re-drives the four, and they complete.
     let out = replay(&h, &["--apply"]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(out.status.success(), "{report}");
     assert!(
         report.contains("4 intents re-driven and completed"),
@@ -329,7 +295,7 @@ async fn replay_shows_what_differs_changes_nothing_then_restores_it_once() {
 
     // A second replay finds nothing to do and publishes nothing.
     let out = replay(&h, &["--apply"]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("100 in sync"), "{report}");
     assert!(report.contains("nothing to re-drive"), "{report}");
@@ -355,17 +321,17 @@ async fn an_interrupted_replay_resumes_and_applies_nothing_twice() {
     // No worker: the replay publishes its two events and gives up waiting,
     // as if it had been interrupted.
     let out = replay(&h, &["--apply", "--wait", "1"]).await;
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     assert!(
-        text(&out).contains("2 of 2 re-driven intents did not complete"),
+        output_text(&out).contains("2 of 2 re-driven intents did not complete"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let published = messages(&h, LIFECYCLE_STREAM).await;
     assert_eq!(published, 4);
     // Run again: the queued events are the workers' now; nothing is re-published.
     let out = replay(&h, &["--apply", "--wait", "1"]).await;
-    let report = text(&out);
+    let report = output_text(&out);
     assert!(out.status.success(), "{report}");
     assert!(
         report.contains("0 in sync, 0 to provision, 0 to deprovision, 2 pending"),
@@ -382,7 +348,11 @@ async fn an_interrupted_replay_resumes_and_applies_nothing_twice() {
         );
     }
     let out = replay(&h, &["--apply"]).await;
-    assert!(text(&out).contains("2 in sync"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("2 in sync"),
+        "{}",
+        output_text(&out)
+    );
     assert_eq!(messages(&h, LIFECYCLE_STREAM).await, published);
     assert_eq!(messages(&h, STATUS_STREAM).await, 4);
 }

@@ -320,17 +320,51 @@ pub fn requested(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
 
 /// A `tenant.upgraded` changing the plan.
 pub fn upgraded(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
+    upgrade_with(tenant_id, Some(plan), None, None)
+}
+
+/// A `tenant.upgraded` changing what is given (plan, version, values).
+pub fn upgrade_with(
+    tenant_id: &str,
+    plan: Option<&str>,
+    app_version: Option<&str>,
+    values: Option<Value>,
+) -> CloudEvent<Value> {
     event(
         "billing",
         EventType::Upgraded,
         tenant_id,
         TenantUpgraded {
             tenant_id: tenant(tenant_id),
-            plan: Some(plan.into()),
-            app_version: None,
-            values: None,
+            plan: plan.map(Into::into),
+            app_version: app_version.map(Into::into),
+            values: values.and_then(|v| v.as_object().cloned()),
             metadata: None,
         },
+    )
+}
+
+/// Runs `tenant-worker <command> <args>` as an operator would against this
+/// harness: its NATS (`NATS_URL`) and its cluster (`--kubeconfig`).
+pub async fn operator_command(h: &Harness, command: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
+        .arg(command)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(h.kubeconfig())
+        .env("NATS_URL", h.nats.url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("binary runs")
+}
+
+/// stdout then stderr of a command, for assertions and failure messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
     )
 }
 
