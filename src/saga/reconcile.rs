@@ -25,8 +25,6 @@
 //! - Every repair is published as `tenant.drift_repaired` (one event per
 //!   repair, its id derived from the record's revision when the lease was taken).
 
-use std::collections::BTreeSet;
-
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -279,18 +277,11 @@ impl Engine {
             gateway_namespace: &self.settings.gateway_namespace,
             release: None,
         };
-        let steps: BTreeSet<usize> = objects
-            .iter()
-            .filter(|d| d.step != Step::Release)
-            .map(|d| {
-                Step::PROVISION
-                    .iter()
-                    .position(|s| *s == d.step)
-                    .unwrap_or(0)
-            })
-            .collect();
-        for step in steps {
-            Step::PROVISION[step].apply(&ctx).await?;
+        // Each drifted step once, in saga order (the namespace first).
+        for step in Step::PROVISION {
+            if step != Step::Release && objects.iter().any(|d| d.step == step) {
+                step.apply(&ctx).await?;
+            }
         }
         let release: Vec<&Drifted> = objects.iter().filter(|d| d.step == Step::Release).collect();
         if release.is_empty() {
