@@ -13,7 +13,6 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::bus::{Bus, DeadLetterHistory, ensure_topology};
-use crate::cluster::Cluster;
 use crate::contract::{TenantId, decode_inbound};
 use crate::error::Error;
 use crate::failpoint::crash_point;
@@ -107,17 +106,7 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     };
-    let engine = Engine::new(
-        Cluster::new(
-            kube,
-            settings.namespace_prefix.clone(),
-            settings.engine.retry,
-        ),
-        Arc::new(settings.plans.clone()),
-        settings.chart.clone(),
-        bus.clone(),
-        settings.engine.clone(),
-    );
+    let engine = Engine::for_worker(&settings, kube, bus.clone());
     info!(
         nats = %crate::settings::redacted_url(&settings.nats.url),
         replica = %settings.engine.replica_id,

@@ -2,13 +2,10 @@
 //! their record says, and with `--apply` repairs them through the saga engine
 //! (see [`crate::saga::reconcile`]).
 
-use std::sync::Arc;
-
 use async_nats::jetstream;
 use serde_json::json;
 
 use crate::bus::Bus;
-use crate::cluster::Cluster;
 use crate::config::ReconcileArgs;
 use crate::contract::TenantId;
 use crate::error::Error;
@@ -42,17 +39,7 @@ pub async fn tool_engine(
     let client = nats.connect(&format!("tenant-worker-{role}")).await?;
     let bus = Bus::open(&jetstream::new(client)).await?;
     let kube = crate::cluster::connect(kubeconfig).await?;
-    Ok(Engine::new(
-        Cluster::new(
-            kube,
-            settings.namespace_prefix.clone(),
-            settings.engine.retry,
-        ),
-        Arc::new(settings.plans.clone()),
-        settings.chart.clone(),
-        bus,
-        settings.engine.clone(),
-    ))
+    Ok(Engine::for_worker(&settings, kube, bus))
 }
 
 /// Runs `reconcile`.

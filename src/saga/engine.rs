@@ -158,6 +158,26 @@ impl Engine {
         }
     }
 
+    /// The engine a worker with `settings` runs (also what the tools build, so
+    /// that they expect exactly what the workers apply).
+    pub fn for_worker(
+        settings: &crate::settings::WorkerSettings,
+        kube: kube::Client,
+        bus: Bus,
+    ) -> Self {
+        Self::new(
+            Cluster::new(
+                kube,
+                settings.namespace_prefix.clone(),
+                settings.engine.retry,
+            ),
+            Arc::new(settings.plans.clone()),
+            settings.chart.clone(),
+            bus,
+            settings.engine.clone(),
+        )
+    }
+
     /// Asks running sagas to stop at their next step boundary.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
