@@ -86,8 +86,155 @@ fn stream_config(
     }
 }
 
+/// How many times [`ensure_topology`] sends a request that goes unanswered
+/// while the server is connected: a JetStream cluster that has just started,
+/// or lost its meta leader, answers "temporarily unavailable" or not at all
+/// until it has elected one. Each attempt waits up to the JetStream request
+/// timeout (5 s), so the worker gives up after about 40 s and says why.
+const TOPOLOGY_ATTEMPTS: u32 = 6;
+
+/// The JetStream API error somewhere in `err`'s chain of causes (a bucket's
+/// errors wrap the stream's or the account's), if there is one.
+fn api_error(err: &(dyn std::error::Error + 'static)) -> Option<async_nats::jetstream::Error> {
+    use async_nats::jetstream::context::{
+        AccountError, AccountErrorKind, CreateStreamError, CreateStreamErrorKind,
+    };
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let api = if let Some(e) = e.downcast_ref::<CreateStreamError>() {
+            match e.kind() {
+                CreateStreamErrorKind::JetStream(api) => Some(api),
+                _ => None,
+            }
+        } else if let Some(e) = e.downcast_ref::<ConsumerError>() {
+            match e.kind() {
+                ConsumerErrorKind::JetStream(api) => Some(api),
+                _ => None,
+            }
+        } else if let Some(e) = e.downcast_ref::<AccountError>() {
+            match e.kind() {
+                AccountErrorKind::JetStream(api) => Some(api),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if api.is_some() {
+            return api;
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// Whether a JetStream API request failed for want of an answer (it timed
+/// out, or the cluster said it is temporarily unavailable), so that the same
+/// request can succeed later; not when the server refused it (a conflicting
+/// configuration, too few servers for the replicas, no JetStream).
+fn unanswered(err: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::{
+        AccountError, AccountErrorKind, CreateKeyValueError, CreateKeyValueErrorKind,
+        CreateStreamError, CreateStreamErrorKind,
+    };
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+    if api_error(err).is_some_and(|api| api.error_code() == ErrorCode::CLUSTER_NOT_AVAILABLE) {
+        return true;
+    }
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let timed_out = e
+            .downcast_ref::<CreateStreamError>()
+            .is_some_and(|e| e.kind() == CreateStreamErrorKind::TimedOut)
+            || e.downcast_ref::<ConsumerError>()
+                .is_some_and(|e| e.kind() == ConsumerErrorKind::TimedOut)
+            || e.downcast_ref::<AccountError>()
+                .is_some_and(|e| e.kind() == AccountErrorKind::TimedOut)
+            || e.downcast_ref::<CreateKeyValueError>()
+                .is_some_and(|e| e.kind() == CreateKeyValueErrorKind::TimedOut);
+        if timed_out {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Whether creating a stream (or bucket) failed because it exists with
+/// another configuration.
+fn exists_otherwise(err: &(dyn std::error::Error + 'static)) -> bool {
+    api_error(err)
+        .is_some_and(|api| api.error_code() == async_nats::jetstream::ErrorCode::STREAM_NAME_EXIST)
+}
+
+/// Sends one topology request (`what`, e.g. `create stream X`) until it is
+/// answered, at most [`TOPOLOGY_ATTEMPTS`] times; a refusal, or no answer
+/// while NATS is not even connected, is returned at once.
+async fn until_answered<T, E, F>(
+    js: &jetstream::Context,
+    what: &'static str,
+    mut request: impl FnMut() -> F,
+) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, E>>,
+    E: std::error::Error + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(answer) => return Ok(answer),
+            Err(e)
+                if attempt < TOPOLOGY_ATTEMPTS
+                    && unanswered(&e)
+                    && js.client().connection_state()
+                        == async_nats::connection::State::Connected =>
+            {
+                tracing::warn!(attempt, error = %e, "{what}: JetStream did not answer; asking again");
+                tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+                attempt += 1;
+            }
+            Err(e) if attempt > 1 => {
+                return Err(Error::nats(what, format!("{e} (attempt {attempt})")));
+            }
+            Err(e) => return Err(Error::nats(what, e)),
+        }
+    }
+}
+
+/// Creates the stream `config` describes, or updates it when it exists with
+/// another configuration.
+///
+/// Create comes first (async-nats' `create_or_update_stream` updates first):
+/// a create identical to the stream is answered with the stream as it is,
+/// whereas an update that reaches a clustered nats-server while another
+/// replica's create of the same stream is being placed leaves both requests
+/// unanswered, and the stream without a leader for about 10 s (seen with
+/// 2.10.27: two replicas starting together took 10 s per stream).
+async fn create_or_update_stream(
+    js: &jetstream::Context,
+    config: &StreamConfig,
+) -> Result<(), jetstream::context::CreateStreamError> {
+    match js.create_stream(config.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if exists_otherwise(&e) => js.update_stream(config.clone()).await.map(drop),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`create_or_update_stream`] for a bucket.
+async fn create_or_update_bucket(
+    js: &jetstream::Context,
+    config: &kv::Config,
+) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
+    match js.create_key_value(config.clone()).await {
+        Err(e) if exists_otherwise(&e) => js.create_or_update_key_value(config.clone()).await,
+        created => created,
+    }
+}
+
 /// Creates or updates every stream, the consumer and the buckets; safe to run
-/// from every replica at every start.
+/// from every replica at every start, also at the same time.
 ///
 /// # Errors
 /// [`Error::Nats`] naming the object that could not be created.
@@ -95,14 +242,16 @@ pub async fn ensure_topology(
     js: &jetstream::Context,
     s: &TopologySettings,
 ) -> Result<(Bus, PullConsumer), Error> {
-    js.create_or_update_stream(stream_config(
+    let lifecycle = stream_config(
         LIFECYCLE_STREAM,
         LIFECYCLE_SUBJECT_PREFIX,
         "tenant intents from billing and signup (tenant.requested/upgraded/deleted)",
         s,
-    ))
-    .await
-    .map_err(|e| Error::nats("create stream TENANT_LIFECYCLE", e))?;
+    );
+    until_answered(js, "create stream TENANT_LIFECYCLE", || {
+        create_or_update_stream(js, &lifecycle)
+    })
+    .await?;
     let mut status = stream_config(
         STATUS_STREAM,
         STATUS_SUBJECT_PREFIX,
@@ -110,35 +259,36 @@ pub async fn ensure_topology(
         s,
     );
     status.duplicate_window = s.status_duplicate_window;
-    js.create_or_update_stream(status)
-        .await
-        .map_err(|e| Error::nats("create stream TENANT_STATUS", e))?;
-    js.create_or_update_stream(stream_config(
+    until_answered(js, "create stream TENANT_STATUS", || {
+        create_or_update_stream(js, &status)
+    })
+    .await?;
+    let deadletter = stream_config(
         DEADLETTER_STREAM,
         DEADLETTER_SUBJECT_PREFIX,
         "inbound messages tenant-worker could not use, unchanged, with the reason in headers",
         s,
-    ))
-    .await
-    .map_err(|e| Error::nats("create stream TENANT_DEADLETTER", e))?;
+    );
+    until_answered(js, "create stream TENANT_DEADLETTER", || {
+        create_or_update_stream(js, &deadletter)
+    })
+    .await?;
 
-    let consumer: PullConsumer = js
-        .create_consumer_on_stream(
-            PullConfig {
-                durable_name: Some(CONSUMER_NAME.to_owned()),
-                description: Some("tenant-worker replicas (shared durable pull consumer)".into()),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: s.ack_wait,
-                max_deliver: s.max_deliver,
-                max_ack_pending: s.max_ack_pending,
-                filter_subject: format!("{LIFECYCLE_SUBJECT_PREFIX}.>"),
-                ..PullConfig::default()
-            },
-            LIFECYCLE_STREAM,
-        )
-        .await
-        .map_err(|e| Error::nats("create consumer tenant-worker", e))?;
+    let consumer_config = PullConfig {
+        durable_name: Some(CONSUMER_NAME.to_owned()),
+        description: Some("tenant-worker replicas (shared durable pull consumer)".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: s.ack_wait,
+        max_deliver: s.max_deliver,
+        max_ack_pending: s.max_ack_pending,
+        filter_subject: format!("{LIFECYCLE_SUBJECT_PREFIX}.>"),
+        ..PullConfig::default()
+    };
+    let consumer: PullConsumer = until_answered(js, "create consumer tenant-worker", || {
+        js.create_consumer_on_stream(consumer_config.clone(), LIFECYCLE_STREAM)
+    })
+    .await?;
 
     let bucket = |name: &str, description: &str| kv::Config {
         bucket: name.to_owned(),
@@ -148,20 +298,22 @@ pub async fn ensure_topology(
         num_replicas: s.replicas,
         ..kv::Config::default()
     };
-    let state = js
-        .create_or_update_key_value(bucket(
-            STATE_BUCKET,
-            "tenant-worker's record of each tenant (status, plan, saga step log)",
-        ))
-        .await
-        .map_err(|e| Error::nats("create bucket tenant_state", e))?;
-    let routes = js
-        .create_or_update_key_value(bucket(
-            ROUTES_BUCKET,
-            "tenant id -> live endpoint of each ready tenant, for routing gateways",
-        ))
-        .await
-        .map_err(|e| Error::nats("create bucket tenant_routes", e))?;
+    let state_config = bucket(
+        STATE_BUCKET,
+        "tenant-worker's record of each tenant (status, plan, saga step log)",
+    );
+    let state = until_answered(js, "create bucket tenant_state", || {
+        create_or_update_bucket(js, &state_config)
+    })
+    .await?;
+    let routes_config = bucket(
+        ROUTES_BUCKET,
+        "tenant id -> live endpoint of each ready tenant, for routing gateways",
+    );
+    let routes = until_answered(js, "create bucket tenant_routes", || {
+        create_or_update_bucket(js, &routes_config)
+    })
+    .await?;
     Ok((
         Bus {
             js: js.clone(),

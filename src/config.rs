@@ -107,7 +107,9 @@ pub enum Command {
 /// has one.
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
-    /// NATS server URL (`tls://` to insist on TLS).
+    /// NATS server URL (`tls://` to insist on TLS), or several servers of one
+    /// cluster separated by commas (`nats://a:4222,nats://b:4222`): the client
+    /// connects to one that answers and fails over to the others.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// Credentials file (user JWT and nkey seed, as written by `nsc` or

@@ -84,6 +84,8 @@ pub struct NatsTls {
 /// How to reach NATS.
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
+    /// One server URL, or several of one cluster separated by commas (see
+    /// [`server_addrs`]).
     pub url: String,
     /// Client name shown in the server's connection list.
     pub name: String,
@@ -189,6 +191,31 @@ pub fn redacted_url(url: &str) -> String {
         .join(",")
 }
 
+/// The servers `url` names: one URL, or several separated by commas (the
+/// members of one cluster, e.g. `nats://a:4222,nats://b:4222`; blanks around
+/// each are ignored). async-nats takes a `&str` as a single server, so the
+/// list is split here; the client connects to one of them and fails over to
+/// the others (and to the servers the cluster announces).
+///
+/// # Errors
+/// [`Error::Setup`] naming `--nats-url` when an entry is empty or not a NATS
+/// URL (credentials in it are not shown).
+pub fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, Error> {
+    url.split(',')
+        .map(str::trim)
+        .map(|one| {
+            if one.is_empty() {
+                return Err(Error::Setup(format!(
+                    "--nats-url {}: empty server in the comma-separated list",
+                    redacted_url(url)
+                )));
+            }
+            one.parse::<async_nats::ServerAddr>()
+                .map_err(|e| Error::Setup(format!("--nats-url {}: {e}", redacted_url(one))))
+        })
+        .collect()
+}
+
 impl NatsSettings {
     /// Plain settings (no credentials, TLS only if the server asks for it).
     pub fn plain(url: impl Into<String>, name: impl Into<String>) -> Self {
@@ -252,14 +279,18 @@ impl NatsSettings {
     /// NATS should wait for it, not crash-loop). A server that answers and
     /// refuses the connection (credentials, TLS) is an error at once.
     ///
+    /// With several servers (see [`server_addrs`]), one that answers is
+    /// enough; the others are fallbacks for later reconnections.
+    ///
     /// # Errors
-    /// [`Error::Setup`] when a file the settings name cannot be read;
-    /// [`Error::Nats`] when the URL is unusable or the server refuses the
-    /// connection.
+    /// [`Error::Setup`] when the URL is not a list of NATS URLs or a file the
+    /// settings name cannot be read; [`Error::Nats`] when the server refuses
+    /// the connection.
     pub async fn connect(&self) -> Result<async_nats::Client, Error> {
+        let servers = server_addrs(&self.url)?;
         // Files are read (and their errors reported) before connecting.
         let first = self.options()?;
-        match first.connect(&self.url).await {
+        match first.connect(servers.clone()).await {
             Ok(client) => Ok(client),
             Err(e) if is_refusal(&e) => Err(Error::nats(
                 "connect",
@@ -274,7 +305,7 @@ impl NatsSettings {
                 );
                 self.options()?
                     .retry_on_initial_connect()
-                    .connect(&self.url)
+                    .connect(servers)
                     .await
                     .map_err(|e| Error::nats("connect", e))
             }
@@ -332,7 +363,49 @@ impl WorkerSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted_url;
+    use super::{redacted_url, server_addrs};
+    use crate::error::Error;
+
+    #[test]
+    fn a_comma_separated_url_is_a_list_of_servers() {
+        let hosts = |url: &str| -> Vec<(String, u16, bool)> {
+            server_addrs(url)
+                .unwrap()
+                .iter()
+                .map(|a| (a.host().to_owned(), a.port(), a.tls_required()))
+                .collect()
+        };
+        assert_eq!(
+            hosts("nats://127.0.0.1:4222"),
+            [("127.0.0.1".to_owned(), 4222, false)]
+        );
+        assert_eq!(
+            hosts("nats://a:4001, tls://b:4002 ,c"),
+            [
+                ("a".to_owned(), 4001, false),
+                ("b".to_owned(), 4002, true),
+                ("c".to_owned(), 4222, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_entry_in_the_list_names_the_flag_and_hides_passwords() {
+        for (url, says) in [
+            ("nats://a:4001,,nats://b:4002", "empty server"),
+            ("nats://a:4001,", "empty server"),
+            ("nats://a:4001,http://u:s3cret@b:80", "invalid scheme"),
+        ] {
+            match server_addrs(url) {
+                Err(Error::Setup(message)) => {
+                    assert!(message.starts_with("--nats-url "), "{message}");
+                    assert!(message.contains(says), "{url}: {message}");
+                    assert!(!message.contains("s3cret"), "{message}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn passwords_in_urls_are_not_shown() {

@@ -1,5 +1,6 @@
 //! What a user would check in the cluster: the objects labelled for a tenant.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -61,6 +62,53 @@ pub async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     all.extend(list::<HorizontalPodAutoscaler>(kube, &selector).await);
     all.extend(list::<PodDisruptionBudget>(kube, &selector).await);
     all.sort();
+    all
+}
+
+async fn list_labelled<K>(kube: &kube::Client, out: &mut BTreeMap<String, Vec<String>>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    for o in Api::<K>::all(kube.clone())
+        .list(&ListParams::default().labels(TENANT_LABEL))
+        .await
+        .expect("list")
+        .items
+    {
+        let tenant = o.labels()[TENANT_LABEL].clone();
+        out.entry(tenant).or_default().push(format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            o.namespace().unwrap_or_default(),
+            o.name_any()
+        ));
+    }
+}
+
+/// Every object in the cluster labelled for any tenant, as in
+/// [`tenant_objects`], by tenant: one list request per kind for the whole
+/// cluster, for tests with hundreds of tenants.
+pub async fn objects_by_tenant(kube: &kube::Client) -> BTreeMap<String, Vec<String>> {
+    let mut all = BTreeMap::new();
+    list_labelled::<Namespace>(kube, &mut all).await;
+    list_labelled::<ResourceQuota>(kube, &mut all).await;
+    list_labelled::<LimitRange>(kube, &mut all).await;
+    list_labelled::<NetworkPolicy>(kube, &mut all).await;
+    list_labelled::<ServiceAccount>(kube, &mut all).await;
+    list_labelled::<Role>(kube, &mut all).await;
+    list_labelled::<RoleBinding>(kube, &mut all).await;
+    list_labelled::<Deployment>(kube, &mut all).await;
+    list_labelled::<StatefulSet>(kube, &mut all).await;
+    list_labelled::<Job>(kube, &mut all).await;
+    list_labelled::<Service>(kube, &mut all).await;
+    list_labelled::<ConfigMap>(kube, &mut all).await;
+    list_labelled::<Secret>(kube, &mut all).await;
+    list_labelled::<Ingress>(kube, &mut all).await;
+    list_labelled::<HorizontalPodAutoscaler>(kube, &mut all).await;
+    list_labelled::<PodDisruptionBudget>(kube, &mut all).await;
+    for objects in all.values_mut() {
+        objects.sort();
+    }
     all
 }
 
