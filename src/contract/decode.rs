@@ -89,7 +89,14 @@ pub fn schema_for(event_type: EventType) -> &'static str {
 fn compile(event_type: EventType) -> jsonschema::Validator {
     let schema: Value =
         serde_json::from_str(schema_for(event_type)).expect("checked-in schema is JSON");
-    jsonschema::draft202012::new(&schema).expect("checked-in schema compiles")
+    // Draft 2020-12 treats `format` as an annotation unless told otherwise.
+    // Asserted here, a `time` that matches the pattern but is no date
+    // (`2024-02-30T12:00:00Z`) is a schema violation like any other bad value,
+    // not an "inconsistent" event found later by the typed parse.
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("checked-in schema compiles")
 }
 
 static VALIDATORS: LazyLock<[(EventType, jsonschema::Validator); 3]> = LazyLock::new(|| {
@@ -217,4 +224,41 @@ pub fn decode_inbound(
         ));
     }
     Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::contract::{CloudEvent, TenantId, TenantRequested};
+
+    fn requested(time: &str) -> Vec<u8> {
+        let tenant = TenantId::parse("acme").unwrap();
+        let data = TenantRequested {
+            tenant_id: tenant.clone(),
+            plan: "free".into(),
+            app_version: None,
+            values: None,
+            metadata: None,
+        };
+        let mut event = serde_json::to_value(CloudEvent::new(
+            "signup",
+            EventType::Requested,
+            tenant,
+            data,
+        ))
+        .unwrap();
+        event["time"] = json!(time);
+        serde_json::to_vec(&event).unwrap()
+    }
+
+    #[test]
+    fn a_time_that_is_no_date_is_a_schema_violation() {
+        let subject = "tenant.lifecycle.requested.acme";
+        assert!(decode_inbound(subject, &requested("2024-02-29T12:00:00Z"), 4096).is_ok());
+        let e = decode_inbound(subject, &requested("2024-02-30T12:00:00Z"), 4096).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::SchemaViolation, "{e}");
+        assert!(e.message.contains("/time"), "{e}");
+    }
 }

@@ -463,4 +463,48 @@ mod tests {
         .unwrap_err();
         assert!(e.reason.contains("values.schema.json"), "{e}");
     }
+
+    /// What the API server would refuse after the namespace exists (a
+    /// ConfigMap key it does not accept, a count beyond int32) is refused
+    /// with the values instead, before anything changes.
+    #[test]
+    fn the_sample_chart_refuses_what_the_api_server_would() {
+        let chart =
+            crate::release::Chart::load(std::path::Path::new(crate::settings::SAMPLE_CHART_DIR))
+                .unwrap();
+        let values =
+            |tenant: Value| release_values(&chart, &json!({}), None, ("image.tag", "1"), &tenant);
+        for key in ["GREETING", "app.conf", "log-level", "_x", ".hidden"] {
+            assert!(
+                values(json!({"config": {key: "v"}})).is_ok(),
+                "config key {key:?}"
+            );
+        }
+        for key in [
+            "bad key",
+            "a/b",
+            "..data",
+            ".",
+            "\u{e9}t\u{e9}",
+            "",
+            &"k".repeat(254),
+        ] {
+            let e = values(json!({"config": {key: "v"}})).unwrap_err();
+            assert_eq!(e.path, "/config", "config key {key:?}: {e}");
+        }
+        assert!(values(json!({"autoscaling": {"maxReplicas": 2_147_483_647_u64}})).is_ok());
+        for path in [
+            "replicaCount",
+            "autoscaling.minReplicas",
+            "autoscaling.maxReplicas",
+        ] {
+            let mut v = json!({});
+            set_path(&mut v, path, json!(2_147_483_648_u64));
+            let e = values(v).unwrap_err();
+            assert!(
+                e.reason.starts_with("maximum: got 2147483648"),
+                "{path}: {e}"
+            );
+        }
+    }
 }

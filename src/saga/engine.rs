@@ -183,6 +183,11 @@ impl Engine {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
+    /// Whether [`Engine::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// Handles `event`, delivered as `delivery`.
     ///
     /// Logs inside the caller's span, which names the tenant and the event
@@ -214,6 +219,20 @@ impl Engine {
         // A saga that has started is finished (or unwound), never superseded.
         if !resuming && let Some(superseded) = self.superseded(&v.record, event, delivery.sequence)
         {
+            // A stale replay still waits for the events published before it:
+            // concluding it first would move the tenant past them, and they
+            // would be superseded in turn although nothing newer was applied.
+            if event.replay_as_of.is_some()
+                && let Some((sequence, event_id)) = self
+                    .older_unapplied(&v.record, event, delivery.sequence)
+                    .await?
+            {
+                return Err(Error::SagaPending {
+                    tenant: tenant.clone(),
+                    event_id,
+                    sequence,
+                });
+            }
             v.record.finish(
                 event.id,
                 event.intent.event_type(),
@@ -365,6 +384,11 @@ impl Engine {
                 ),
             ));
         };
+        if let Some(rejected) =
+            gateway_collision(&self.cluster.namespace_for(tenant), &self.settings)
+        {
+            return Ok(Outcome::Rejected(rejected));
+        }
         if self.cluster.namespace_state(tenant).await? == NamespaceState::Foreign {
             return Ok(self.not_owned(tenant));
         }
@@ -581,6 +605,20 @@ impl Engine {
     }
 }
 
+/// The rejection of a tenant whose namespace would be the routing gateway's:
+/// every tenant's NetworkPolicy admits that namespace, so a tenant living
+/// there would reach every other tenant (whether or not the gateway is
+/// installed yet).
+fn gateway_collision(namespace: &str, settings: &EngineSettings) -> Option<Rejected> {
+    (namespace == settings.gateway_namespace).then(|| Rejected {
+        reason: RejectReason::NamespaceNotOwned,
+        message: format!(
+            "namespace {namespace} is the routing gateway's namespace, which every tenant's \
+             NetworkPolicy admits; no tenant may live there"
+        ),
+    })
+}
+
 /// One log line per decided outcome.
 pub(super) fn log_outcome(outcome: &Outcome, record: &TenantRecord) {
     match outcome {
@@ -613,5 +651,27 @@ fn count_completion(event: &InboundEvent, completion: &CloudEvent<Value>) {
                 .get_or_create(&IntentLabels { intent })
                 .inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_tenant_may_live_in_the_gateway_namespace() {
+        let settings = EngineSettings {
+            gateway_namespace: "tenant-gateway".into(),
+            ..EngineSettings::default()
+        };
+        let refused = gateway_collision("tenant-gateway", &settings).expect("refused");
+        assert_eq!(refused.reason, RejectReason::NamespaceNotOwned);
+        assert!(
+            refused.message.contains("tenant-gateway"),
+            "{}",
+            refused.message
+        );
+        assert!(gateway_collision("tenant-acme", &settings).is_none());
+        assert!(gateway_collision("tenant-gateway2", &settings).is_none());
     }
 }
