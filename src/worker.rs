@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -59,7 +59,7 @@ pub fn disposition(
 }
 
 /// Tenants with a saga running in this process; a second message for one of
-/// them is given back with a short delay instead of waiting for a slot.
+/// them waits (see [`Slot`]) instead of running beside it.
 #[derive(Clone, Default)]
 struct Busy(Arc<Mutex<HashSet<TenantId>>>);
 
@@ -179,9 +179,12 @@ pub async fn run(
                 Some(Ok(msg)) => {
                     let (engine, bus, settings, busy) =
                         (engine.clone(), bus.clone(), settings.clone(), busy.clone());
+                    let slot = Slot {
+                        slots: slots.clone(),
+                        permit: Some(permit),
+                    };
                     in_flight.spawn(async move {
-                        handle_message(&engine, &bus, &settings, &busy, msg).await;
-                        drop(permit);
+                        handle_message(&engine, &bus, &settings, &busy, slot, msg).await;
                     });
                 }
             }
@@ -284,11 +287,89 @@ async fn drain(engine: &Engine, in_flight: &mut JoinSet<()>, grace: Duration) {
     }
 }
 
+/// One of the `concurrency` saga slots, held by a message while its saga runs
+/// and given up while the message waits for its tenant.
+struct Slot {
+    slots: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// Lets another message run while this one waits.
+    fn release(&mut self) {
+        self.permit = None;
+    }
+
+    async fn reacquire(&mut self) {
+        if self.permit.is_none() {
+            self.permit = Some(
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed"),
+            );
+        }
+    }
+}
+
+/// The first pause of a message waiting for its tenant; each next one is
+/// twice as long, up to [`WAIT_PAUSE_MAX`]. A saga takes tens of
+/// milliseconds against a fast API, so most waits end after a few pauses.
+const WAIT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const WAIT_PAUSE_MAX: Duration = Duration::from_millis(250);
+
+/// Runs `event`'s saga; when its tenant is taken (a saga of this or another
+/// replica holds it, or an older event of the tenant must go first), waits in
+/// this process, re-checking at growing intervals without holding a saga
+/// slot, for up to a third of the ack wait (so the message is not
+/// redelivered meanwhile). Only a longer wait gives the message back to
+/// JetStream, with the redelivery backoff: a nak costs at least half a
+/// second, while the tenant is usually free again in tens of milliseconds.
+async fn run_when_free(
+    engine: &Engine,
+    settings: &WorkerSettings,
+    busy: &Busy,
+    slot: &mut Slot,
+    msg: &jetstream::Message,
+    event: &crate::contract::InboundEvent,
+    delivery: Delivery,
+) -> Result<Handled, Error> {
+    let limit = settings.topology.ack_wait / 3;
+    let started = tokio::time::Instant::now();
+    let mut pause = WAIT_PAUSE_MIN;
+    loop {
+        let result = match busy.try_take(&event.tenant_id) {
+            Some(_guard) => run_saga(engine, settings, msg, event, delivery).await,
+            None => Err(Error::TenantBusy {
+                tenant: event.tenant_id.clone(),
+                holder: settings.engine.replica_id.clone(),
+                until: jiff::Timestamp::now(),
+            }),
+        };
+        let waiting = matches!(
+            result,
+            Err(Error::TenantBusy { .. } | Error::SagaPending { .. })
+        );
+        if !waiting || engine.is_stopping() || started.elapsed() + pause > limit {
+            return result;
+        }
+        if let Err(e) = &result {
+            debug!(reason = %e, ?pause, "tenant taken; waiting");
+        }
+        slot.release();
+        tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
+        pause = (pause * 2).min(WAIT_PAUSE_MAX);
+        slot.reacquire().await;
+    }
+}
+
 async fn handle_message(
     engine: &Engine,
     bus: &Bus,
     settings: &WorkerSettings,
     busy: &Busy,
+    mut slot: Slot,
     msg: jetstream::Message,
 ) {
     let delivery = match msg.info() {
@@ -338,14 +419,8 @@ async fn handle_message(
             );
             crate::telemetry::continue_trace(&span, msg.headers.as_ref());
             async {
-                let result = match busy.try_take(&event.tenant_id) {
-                    Some(_guard) => run_saga(engine, settings, &msg, &event, delivery).await,
-                    None => Err(Error::TenantBusy {
-                        tenant: event.tenant_id.clone(),
-                        holder: settings.engine.replica_id.clone(),
-                        until: jiff::Timestamp::now(),
-                    }),
-                };
+                let result =
+                    run_when_free(engine, settings, busy, &mut slot, &msg, &event, delivery).await;
                 match &result {
                     Err(e) if e.is_wait() => debug!(reason = %e, "not now; redelivering later"),
                     Err(e) => warn!(error = %e, transient = e.is_transient(), "event not finished"),
