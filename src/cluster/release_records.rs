@@ -213,19 +213,23 @@ impl Cluster {
         self.apply(tenant, &to_secret(release, tenant)).await
     }
 
-    /// Deletes the oldest records of `release` beyond [`MAX_REVISIONS`].
+    /// Deletes the oldest of `records` beyond [`MAX_REVISIONS`]. `records`
+    /// are the release's records as the caller knows them after its own write
+    /// (it holds the tenant's lease, so nobody else adds any): pruning needs
+    /// no second listing of records it has just read.
     ///
     /// # Errors
     /// As [`Cluster::delete_owned`].
     pub async fn prune_releases(
         &self,
         tenant: &TenantId,
-        namespace: &str,
-        release: &str,
+        records: &[&Release],
     ) -> Result<(), ClusterError> {
-        let history = self.release_history(namespace, release).await?;
-        let excess = history.len().saturating_sub(MAX_REVISIONS as usize);
-        for old in &history[..excess] {
+        let mut versions: Vec<&Release> = records.to_vec();
+        versions.sort_by_key(|r| r.version);
+        versions.dedup_by_key(|r| r.version);
+        let excess = versions.len().saturating_sub(MAX_REVISIONS as usize);
+        for old in &versions[..excess] {
             self.delete_owned::<Secret>(tenant, &old.namespace, &old.secret_name())
                 .await?;
         }

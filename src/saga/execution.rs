@@ -87,8 +87,9 @@ impl Engine {
                     values: target.values,
                     revision,
                     is_upgrade: history.iter().any(|r| r.version < revision),
+                    history,
                 };
-                match self.prepare_release(&request).await? {
+                match self.prepare_release(request).await? {
                     Ok(spec) => Some(spec),
                     Err(rejected) => return Ok(StepsResult::Rejected(rejected)),
                 }

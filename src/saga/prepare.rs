@@ -13,6 +13,7 @@ use crate::cluster::dynamic::ObjectRef;
 use crate::cluster::objects::{
     ADMIN_NAME, LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME, owner_labels,
 };
+use crate::cluster::release_records::Release;
 use crate::contract::{RejectReason, Rejected, TenantId};
 use crate::error::Error;
 use crate::plans::Plan;
@@ -40,6 +41,8 @@ pub(super) struct ReleaseRequest<'a> {
     pub values: &'a Value,
     pub revision: u32,
     pub is_upgrade: bool,
+    /// The release's records, oldest first, as read to choose `revision`.
+    pub history: Vec<Release>,
 }
 
 fn rejected(reason: RejectReason, message: String) -> Rejected {
@@ -55,7 +58,7 @@ impl Engine {
     /// discovering kinds.
     pub(super) async fn prepare_release(
         &self,
-        req: &ReleaseRequest<'_>,
+        req: ReleaseRequest<'_>,
     ) -> Result<Result<ReleaseSpec, Rejected>, Error> {
         let chart = &self.chart;
         let values = match release_values(
@@ -108,14 +111,14 @@ impl Engine {
                 }));
                 continue;
             }
-            if let Some(refused) = self.isolation_problem(req, &doc.object).await? {
+            if let Some(refused) = self.isolation_problem(&req, &doc.object).await? {
                 return Ok(Err(rejected(
                     RejectReason::ForbiddenObject,
                     format!("{} ({})", refused, doc.template),
                 )));
             }
             let mut object = doc.object;
-            self.label_as_ours(req, &mut object);
+            self.label_as_ours(&req, &mut object);
             objects.push((doc.template, object));
         }
         Ok(Ok(ReleaseSpec {
@@ -128,6 +131,7 @@ impl Engine {
             config: values.config,
             is_upgrade: req.is_upgrade,
             readiness_timeout: req.plan.readiness_timeout(),
+            history: req.history,
         }))
     }
 

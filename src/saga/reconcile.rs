@@ -320,8 +320,9 @@ impl Engine {
                     values: &record.values,
                     revision: record.release_revision,
                     is_upgrade: false,
+                    history,
                 };
-                let spec = self.prepare_release(&request).await?.map_err(|r| {
+                let spec = self.prepare_release(request).await?.map_err(|r| {
                     Error::Cluster(crate::cluster::ClusterError::Invalid(format!(
                         "the tenant's release no longer renders ({}: {})",
                         r.reason.as_str(),

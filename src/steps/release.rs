@@ -52,6 +52,10 @@ pub struct ReleaseSpec {
     pub config: Value,
     pub is_upgrade: bool,
     pub readiness_timeout: Duration,
+    /// The release's records, oldest first, as read when this revision was
+    /// chosen. The saga holds the tenant's lease, so only it adds records
+    /// until it ends; a resumed saga reads them again.
+    pub history: Vec<Release>,
 }
 
 impl ReleaseSpec {
@@ -98,7 +102,7 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
         ClusterError::Invalid("the release step runs without a rendered release".into())
     })?;
     let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
-    let history = cluster.release_history(ns, &spec.name).await?;
+    let history = &spec.history;
     let now = Timestamp::now();
     let previous = history
         .iter()
@@ -147,7 +151,8 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
         previous.info.status = ReleaseStatus::Superseded;
         cluster.write_release(tenant, &previous).await?;
     }
-    cluster.prune_releases(tenant, ns, &spec.name).await
+    let records: Vec<&Release> = history.iter().chain([&record]).collect();
+    cluster.prune_releases(tenant, &records).await
 }
 
 /// Repairs a deployed revision: applies its `drifted` objects (of `manifest`,
@@ -283,7 +288,8 @@ pub async fn rollback(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), Cl
         ..target
     };
     cluster.write_release(tenant, &restored).await?;
-    cluster.prune_releases(tenant, ns, name).await
+    let records: Vec<&Release> = history.iter().chain([&restored]).collect();
+    cluster.prune_releases(tenant, &records).await
 }
 
 #[cfg(test)]
