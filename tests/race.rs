@@ -13,62 +13,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use support::cluster::{expected_ready_objects, tenant_objects};
+use support::Harness;
+use support::intents::{Step, assert_converged, await_completions, interleave, script};
 use support::process::WorkerOptions;
-use support::*;
 use tenant_worker::embedded_api::EmbeddedApiConfig;
 
 const TENANTS: usize = 300;
-const PLANS: [&str; 3] = ["free", "standard", "premium"];
-
-#[derive(Debug, Clone)]
-enum Step {
-    Request(&'static str),
-    Upgrade(&'static str),
-    Delete,
-}
-
-/// A random script for one tenant, from the shapes that matter.
-fn script(rng: &mut fastrand::Rng) -> Vec<Step> {
-    let mut plan = || PLANS[rng.usize(..PLANS.len())];
-    let (a, b, c) = (plan(), plan(), plan());
-    match rng.usize(..8) {
-        0 => vec![Step::Request(a)],
-        1 => vec![Step::Request(a), Step::Delete],
-        2 => vec![Step::Request(a), Step::Delete, Step::Request(b)],
-        3 => vec![Step::Request(a), Step::Upgrade(b)],
-        4 => vec![Step::Request(a), Step::Upgrade(b), Step::Delete],
-        5 => vec![Step::Delete],
-        6 => vec![Step::Upgrade(a)],
-        _ => vec![Step::Request(a), Step::Request(b), Step::Upgrade(c)],
-    }
-}
-
-/// The state a tenant must end in, and the completion type of each step, when
-/// its events are applied in stream order.
-fn expected(steps: &[Step]) -> (Option<&'static str>, Vec<&'static str>) {
-    let mut live = None;
-    let mut types = Vec::new();
-    for step in steps {
-        types.push(match (step, live) {
-            (Step::Request(p), _) => {
-                live = Some(*p);
-                "tenant.provisioned"
-            }
-            (Step::Upgrade(p), Some(_)) => {
-                live = Some(*p);
-                "tenant.upgrade_completed"
-            }
-            (Step::Upgrade(_), None) => "tenant.rejected",
-            (Step::Delete, _) => {
-                live = None;
-                "tenant.deprovisioned"
-            }
-        });
-    }
-    (live, types)
-}
-
 /// Lease intervals `[taken, released]` per tenant from the workers' JSON logs.
 fn lease_intervals(logs: &[String]) -> HashMap<String, Vec<(Timestamp, Timestamp, String)>> {
     let mut open: HashMap<(String, String), Timestamp> = HashMap::new();
@@ -128,80 +78,15 @@ async fn three_replicas_converge_on_the_last_intent_of_every_tenant() {
     let scripts: BTreeMap<String, Vec<Step>> = (0..TENANTS)
         .map(|i| (format!("race-{i:03}"), script(&mut rng)))
         .collect();
-    // Interleave: repeatedly pick a random tenant with events left.
-    let mut cursors: Vec<(&String, &Vec<Step>, usize)> =
-        scripts.iter().map(|(t, s)| (t, s, 0)).collect();
-    let mut ids: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
-    let mut published = 0;
-    while !cursors.is_empty() {
-        let i = rng.usize(..cursors.len());
-        let (tenant, steps, next) = &mut cursors[i];
-        let event = match &steps[*next] {
-            Step::Request(p) => requested(tenant, p),
-            Step::Upgrade(p) => upgraded(tenant, p),
-            Step::Delete => deleted(tenant),
-        };
-        h.publish(&event).await;
-        published += 1;
-        ids.entry((*tenant).clone()).or_default().push(event.id);
-        *next += 1;
-        if *next == steps.len() {
-            cursors.swap_remove(i);
-        }
+    let (order, ids) = interleave(&mut rng, &scripts);
+    for event in &order {
+        h.publish(event).await;
     }
+    let published = order.len();
 
-    // Every event gets its completion, of the type stream order implies.
-    for (tenant, steps) in &scripts {
-        let (_, types) = expected(steps);
-        for (id, want) in ids[tenant].iter().zip(types) {
-            let got = h
-                .completion_within(tenant, *id, Duration::from_secs(120))
-                .await;
-            assert_eq!(got["type"], want, "{tenant} {steps:?}: {got:#}");
-        }
-    }
+    await_completions(&h, &scripts, &ids, Duration::from_secs(120)).await;
     h.wait_idle().await;
-    let completions = h.completion_events().await;
-    assert_eq!(
-        completions.len(),
-        published,
-        "one completion per inbound event"
-    );
-
-    let kube = h.kube();
-    for (tenant, steps) in &scripts {
-        let (live, _) = expected(steps);
-        let route = h.kv("tenant_routes", tenant).await;
-        let record = h.kv("tenant_state", tenant).await.expect("record");
-        assert!(
-            record["saga"].is_null() && record["lease"].is_null(),
-            "{record:#}"
-        );
-        match live {
-            Some(plan) => {
-                assert_eq!(
-                    tenant_objects(&kube, tenant).await,
-                    expected_ready_objects(&kube, tenant).await
-                );
-                assert_eq!(record["status"], "ready", "{tenant} {steps:?}");
-                assert_eq!(record["plan"], plan, "{tenant} {steps:?}");
-                assert_eq!(route.expect("route")["plan"], plan);
-            }
-            None => {
-                // A deleted namespace may still be terminating for a moment.
-                let deadline = tokio::time::Instant::now() + PATIENCE;
-                while !tenant_objects(&kube, tenant).await.is_empty() {
-                    assert!(tokio::time::Instant::now() < deadline, "{tenant} orphaned");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                assert!(route.is_none(), "{tenant} {steps:?} has a route");
-                assert!(
-                    ["deleted", "absent"].contains(&record["status"].as_str().unwrap()),
-                    "{tenant} {steps:?}: {record:#}"
-                );
-            }
-        }
-    }
+    assert_converged(&h, &scripts, published).await;
 
     // Never two sagas on one tenant at once, across all replicas.
     let logs: Vec<String> = workers.iter().map(|w| w.log_text()).collect();

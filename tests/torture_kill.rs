@@ -15,13 +15,12 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::cluster::{expected_ready_objects, tenant_objects};
-use support::intents::{Step, event_of, expected, script};
+use support::Harness;
+use support::intents::{Step, assert_converged, await_completions, interleave, script};
 use support::process::{WorkerOptions, WorkerProcess};
-use support::*;
 use tenant_worker::contract::DEADLETTER_STREAM;
 use tenant_worker::embedded_api::{EmbeddedApiConfig, RandomFaultKind, RandomFaults};
 
@@ -85,24 +84,8 @@ async fn killed_workers_and_a_faulty_api_still_converge_on_every_last_intent() {
     let scripts: BTreeMap<String, Vec<Step>> = (0..form.tenants)
         .map(|i| (format!("kill-{i:04}"), script(&mut rng)))
         .collect();
-    // Interleave the tenants' events at random, keeping each tenant's order.
-    let mut order = Vec::new();
-    let mut cursors: Vec<(&String, &Vec<Step>, usize)> =
-        scripts.iter().map(|(t, s)| (t, s, 0)).collect();
-    while !cursors.is_empty() {
-        let i = rng.usize(..cursors.len());
-        let (tenant, steps, next) = &mut cursors[i];
-        order.push(((*tenant).clone(), event_of(tenant, &steps[*next])));
-        *next += 1;
-        if *next == steps.len() {
-            cursors.swap_remove(i);
-        }
-    }
+    let (order, ids) = interleave(&mut rng, &scripts);
     let published = order.len();
-    let mut ids: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
-    for (tenant, event) in &order {
-        ids.entry(tenant.clone()).or_default().push(event.id);
-    }
 
     // Publish in as many chunks as there are kills, one chunk per round, so
     // that every kill lands while sagas run.
@@ -111,7 +94,7 @@ async fn killed_workers_and_a_faulty_api_still_converge_on_every_last_intent() {
     let mut kills = 0;
     while kills < form.kills {
         if let Some(events) = chunks.next() {
-            for (_, event) in events {
+            for event in events {
                 h.publish(event).await;
             }
         }
@@ -128,75 +111,19 @@ async fn killed_workers_and_a_faulty_api_still_converge_on_every_last_intent() {
         let name = REPLICAS[victim];
         workers[victim] = spawn(&h, name);
     }
-    for (_, event) in chunks.flatten() {
+    for event in chunks.flatten() {
         h.publish(event).await;
     }
     eprintln!("{published} events published, {kills} workers killed");
 
-    // Every event gets its completion, of the type stream order implies.
-    for (tenant, steps) in &scripts {
-        let (_, types) = expected(steps);
-        for (id, want) in ids[tenant].iter().zip(types) {
-            let got = h
-                .completion_within(tenant, *id, Duration::from_secs(180))
-                .await;
-            assert_eq!(got["type"], want, "{tenant} {steps:?}: {got:#}");
-        }
-    }
+    await_completions(&h, &scripts, &ids, Duration::from_secs(180)).await;
     h.wait_idle().await;
     h.api.faults().clear_random();
-    let completions = h.completion_events().await;
-    assert_eq!(
-        completions.len(),
-        published,
-        "exactly one completion per inbound event"
-    );
-    let mut causes: Vec<_> = completions
-        .iter()
-        .map(|c| c["data"]["causation_id"].as_str().unwrap().to_owned())
-        .collect();
-    causes.sort();
-    causes.dedup();
-    assert_eq!(causes.len(), published, "no event completed twice");
+    assert_converged(&h, &scripts, published).await;
     assert!(
         h.stream_messages(DEADLETTER_STREAM).await.is_empty(),
         "nothing dead-lettered"
     );
-
-    let kube = h.kube();
-    for (tenant, steps) in &scripts {
-        let (live, _) = expected(steps);
-        let route = h.kv("tenant_routes", tenant).await;
-        let record = h.kv("tenant_state", tenant).await.expect("record");
-        assert!(
-            record["saga"].is_null() && record["lease"].is_null(),
-            "{tenant}: {record:#}"
-        );
-        match live {
-            Some(plan) => {
-                assert_eq!(
-                    tenant_objects(&kube, tenant).await,
-                    expected_ready_objects(&kube, tenant).await,
-                    "{tenant} {steps:?}"
-                );
-                assert_eq!(record["status"], "ready", "{tenant} {steps:?}");
-                assert_eq!(record["plan"], plan, "{tenant} {steps:?}");
-                assert_eq!(route.expect("route")["plan"], plan);
-            }
-            None => {
-                let deadline = tokio::time::Instant::now() + PATIENCE;
-                while !tenant_objects(&kube, tenant).await.is_empty() {
-                    assert!(tokio::time::Instant::now() < deadline, "{tenant} orphaned");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                assert!(route.is_none(), "{tenant} {steps:?} has a route");
-                assert!(
-                    ["deleted", "absent"].contains(&record["status"].as_str().unwrap()),
-                    "{tenant} {steps:?}: {record:#}"
-                );
-            }
-        }
-    }
 
     for w in &mut workers {
         assert!(

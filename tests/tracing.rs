@@ -41,6 +41,7 @@ async fn one_event_yields_one_connected_trace() {
     tracing_subscriber::registry()
         .with(tenant_worker::telemetry::otel_layer(
             provider.tracer("test"),
+            true,
         ))
         .init();
 

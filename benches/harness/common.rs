@@ -300,6 +300,31 @@ impl BenchEnv {
             extra,
         )
     }
+
+    /// Starts `replicas` workers named `<prefix>-<i>` with `--concurrency
+    /// concurrency` against `cluster`, and waits until each is ready.
+    pub fn start_workers(
+        &self,
+        cluster: &Cluster,
+        prefix: &str,
+        replicas: usize,
+        concurrency: usize,
+    ) -> BenchResult<Vec<Worker>> {
+        let concurrency = concurrency.to_string();
+        let mut workers = (0..replicas)
+            .map(|i| {
+                self.spawn_worker(
+                    cluster,
+                    &format!("{prefix}-{i}"),
+                    &["--concurrency", &concurrency],
+                )
+            })
+            .collect::<BenchResult<Vec<_>>>()?;
+        for w in &mut workers {
+            w.wait_ready(Duration::from_secs(30))?;
+        }
+        Ok(workers)
+    }
 }
 
 /// An embedded Kubernetes API served from this process.

@@ -125,10 +125,9 @@ pub fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
 fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("growth")?;
-    let concurrency = concurrency.to_string();
-    let flags = ["--concurrency", concurrency.as_str()];
-    let mut worker = env.spawn_worker(&cluster, "growth-0", &flags)?;
-    worker.wait_ready(Duration::from_secs(30))?;
+    let mut worker = env
+        .start_workers(&cluster, "growth", 1, concurrency)?
+        .remove(0);
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("grow", i)).collect();
     let completions = env.rt.block_on(Completions::subscribe(&env.nats.url()))?;
     let provision_rate = env.rt.block_on(timed_batch(
@@ -146,7 +145,9 @@ fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
     worker.stop()?;
 
     let spawned = Instant::now();
-    let mut worker = env.spawn_worker(&cluster, "growth-1", &flags)?;
+    let concurrency = concurrency.to_string();
+    let mut worker =
+        env.spawn_worker(&cluster, "growth-restart", &["--concurrency", &concurrency])?;
     worker.wait_ready(Duration::from_secs(60))?;
     let startup = spawned.elapsed();
 

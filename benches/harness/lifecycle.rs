@@ -292,19 +292,7 @@ fn worker_run(
 ) -> BenchResult<WorkerRun> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("api")?;
-    let concurrency = concurrency.to_string();
-    let mut workers = (0..replicas)
-        .map(|i| {
-            env.spawn_worker(
-                &cluster,
-                &format!("bench-{i}"),
-                &["--concurrency", &concurrency],
-            )
-        })
-        .collect::<BenchResult<Vec<_>>>()?;
-    for w in &mut workers {
-        w.wait_ready(Duration::from_secs(30))?;
-    }
+    let mut workers = env.start_workers(&cluster, "bench", replicas, concurrency)?;
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("life", i)).collect();
     let faults = cluster.api.faults().clone();
     faults.reset_request_counts();
@@ -570,19 +558,7 @@ fn latency_runs(
 ) -> BenchResult<Vec<Latency>> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("latency")?;
-    let concurrency = args.concurrency.to_string();
-    let mut workers = (0..replicas)
-        .map(|i| {
-            env.spawn_worker(
-                &cluster,
-                &format!("latency-{i}"),
-                &["--concurrency", &concurrency],
-            )
-        })
-        .collect::<BenchResult<Vec<_>>>()?;
-    for w in &mut workers {
-        w.wait_ready(Duration::from_secs(30))?;
-    }
+    let mut workers = env.start_workers(&cluster, "latency", replicas, args.concurrency)?;
     let mut out = Vec::new();
     let mut next_tenant = 0;
     for &load in &args.loads {

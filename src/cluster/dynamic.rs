@@ -97,7 +97,8 @@ impl Cluster {
     }
 
     /// Server-side applies `object` (a manifest whose `metadata.namespace` is
-    /// `namespace` and whose labels are already the worker's) into `namespace`.
+    /// `namespace` and whose labels are already the worker's) into `namespace`,
+    /// and returns the object as the API stored it (with its status).
     ///
     /// # Errors
     /// [`ClusterError::NotOwned`] when an object of that name exists without our
@@ -108,7 +109,7 @@ impl Cluster {
         tenant: &TenantId,
         namespace: &str,
         object: &Value,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<DynamicObject, ClusterError> {
         let r = ObjectRef::of(object).ok_or_else(|| {
             ClusterError::Invalid("a manifest without apiVersion, kind or metadata.name".into())
         })?;
@@ -125,8 +126,7 @@ impl Cluster {
             });
         }
         let (params, patch) = (apply_params(), Patch::Apply(object));
-        self.request(|| api.patch(&r.name, &params, &patch)).await?;
-        Ok(())
+        Ok(self.request(|| api.patch(&r.name, &params, &patch)).await?)
     }
 
     /// The object `r` in `namespace`, if it exists.

@@ -250,6 +250,26 @@ impl Cluster {
             + Serialize
             + Debug,
     {
+        self.apply_versioned(tenant, obj).await.map(drop)
+    }
+
+    /// As [`Cluster::apply`], returning the `resourceVersion` it wrote (for
+    /// [`Cluster::apply_over`]).
+    ///
+    /// # Errors
+    /// As [`Cluster::apply`].
+    pub async fn apply_versioned<K>(
+        &self,
+        tenant: &TenantId,
+        obj: &K,
+    ) -> Result<String, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
         let namespace = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
@@ -264,8 +284,43 @@ impl Cluster {
             });
         }
         let (params, patch) = (apply_params(), Patch::Apply(obj));
-        self.request(|| api.patch(&name, &params, &patch)).await?;
-        Ok(())
+        let written = self.request(|| api.patch(&name, &params, &patch)).await?;
+        Ok(written.resource_version().unwrap_or_default())
+    }
+
+    /// Server-side applies `obj` over the version of it that this worker
+    /// wrote (`resource_version`, from [`Cluster::apply_versioned`]), without
+    /// reading it first: the version goes with the apply as a precondition, so
+    /// the write lands only on that very object, ours and unchanged since.
+    /// When it changed (409 Conflict), this falls back to
+    /// [`Cluster::apply_versioned`], which checks ownership again.
+    ///
+    /// # Errors
+    /// As [`Cluster::apply`].
+    pub async fn apply_over<K>(
+        &self,
+        tenant: &TenantId,
+        obj: &K,
+        resource_version: &str,
+    ) -> Result<String, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let namespace = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let mut pinned = obj.clone();
+        pinned.meta_mut().resource_version = Some(resource_version.to_owned());
+        let (params, patch) = (apply_params(), Patch::Apply(&pinned));
+        match self.request(|| api.patch(&name, &params, &patch)).await {
+            Ok(written) => Ok(written.resource_version().unwrap_or_default()),
+            Err(kube::Error::Api(s)) if s.code == 409 => self.apply_versioned(tenant, obj).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a namespaced object if it exists and is ours; absent is success.

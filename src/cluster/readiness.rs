@@ -3,6 +3,7 @@
 //! ready) for their current generation; Jobs have completed. Other kinds are
 //! ready once applied.
 
+use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::dynamic::ObjectRef;
@@ -16,6 +17,21 @@ pub enum Readiness {
     Waiting(String),
     /// It will not become ready (a failed Job).
     Failed(String),
+}
+
+/// Judges an object of `kind` as the API returned it (from a read or from an
+/// apply). Kinds without a readiness notion are ready.
+pub fn judge_object(kind: &str, object: &DynamicObject) -> Readiness {
+    if !is_workload(kind) {
+        return Readiness::Ready;
+    }
+    let json = serde_json::to_value(object).expect("objects serialize");
+    judge(kind, &json)
+}
+
+/// Whether objects of `kind` have a readiness to wait for.
+fn is_workload(kind: &str) -> bool {
+    matches!(kind, "Deployment" | "StatefulSet" | "Job")
 }
 
 /// Judges an object from its (kind, full JSON) without a cluster.
@@ -81,14 +97,13 @@ impl Cluster {
         namespace: &str,
         r: &ObjectRef,
     ) -> Result<Readiness, ClusterError> {
-        if !matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "Job") {
+        if !is_workload(&r.kind) {
             return Ok(Readiness::Ready);
         }
         let Some(obj) = self.get_object(namespace, r).await? else {
             return Ok(Readiness::Waiting("not found".into()));
         };
-        let json = serde_json::to_value(&obj).expect("objects serialize");
-        Ok(judge(&r.kind, &json))
+        Ok(judge_object(&r.kind, &obj))
     }
 }
 

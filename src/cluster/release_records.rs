@@ -200,7 +200,10 @@ impl Cluster {
         Ok(releases)
     }
 
-    /// Writes (creates or replaces) the record of `release`.
+    /// Writes (creates or replaces) the record of `release`, and returns the
+    /// Secret's `resourceVersion`. With `over`, the version of the record this
+    /// worker wrote last, the write needs no ownership read (see
+    /// [`Cluster::apply_over`]).
     ///
     /// # Errors
     /// [`ClusterError::NotOwned`] when a record of that name is not ours;
@@ -209,8 +212,13 @@ impl Cluster {
         &self,
         tenant: &TenantId,
         release: &Release,
-    ) -> Result<(), ClusterError> {
-        self.apply(tenant, &to_secret(release, tenant)).await
+        over: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let secret = to_secret(release, tenant);
+        match over {
+            Some(version) => self.apply_over(tenant, &secret, version).await,
+            None => self.apply_versioned(tenant, &secret).await,
+        }
     }
 
     /// Deletes the oldest of `records` beyond [`MAX_REVISIONS`]. `records`

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,8 @@ pub struct Chart {
     pub values: serde_json::Value,
     /// `values.schema.json`, when the chart has one (a valid JSON Schema).
     pub schema: Option<serde_json::Value>,
+    /// `schema`, compiled once: every release checks its values against it.
+    validator: Option<Arc<jsonschema::Validator>>,
     /// `values.schema.json` as written, for the release record.
     schema_source: Option<Vec<u8>>,
     pub(crate) templates: Vec<TemplateFile>,
@@ -106,6 +109,11 @@ pub struct Chart {
 }
 
 impl Chart {
+    /// The compiled `values.schema.json`, when the chart has one.
+    pub fn values_validator(&self) -> Option<&jsonschema::Validator> {
+        self.validator.as_deref()
+    }
+
     /// Loads the chart in `dir`.
     ///
     /// # Errors
@@ -151,6 +159,7 @@ impl Chart {
         let mut metadata = None;
         let mut values = serde_json::Value::Object(Default::default());
         let mut schema = None;
+        let mut validator = None;
         let mut schema_source = None;
         let mut raw_templates = Vec::new();
         let mut files = BTreeMap::new();
@@ -160,7 +169,9 @@ impl Chart {
                 "Chart.yaml" => metadata = Some(parse_metadata(&path, &data)?),
                 "values.yaml" => values = parse_values(&path, &data)?,
                 "values.schema.json" => {
-                    schema = Some(parse_schema(&path, &data)?);
+                    let (parsed, compiled) = parse_schema(&path, &data)?;
+                    schema = Some(parsed);
+                    validator = Some(Arc::new(compiled));
                     schema_source = Some(data);
                 }
                 "requirements.yaml" => {
@@ -202,6 +213,7 @@ impl Chart {
             metadata,
             values,
             schema,
+            validator,
             schema_source,
             templates,
             files,
@@ -361,16 +373,19 @@ fn parse_values(path: &Path, data: &[u8]) -> Result<serde_json::Value, ChartErro
     }
 }
 
-fn parse_schema(path: &Path, data: &[u8]) -> Result<serde_json::Value, ChartError> {
+fn parse_schema(
+    path: &Path,
+    data: &[u8],
+) -> Result<(serde_json::Value, jsonschema::Validator), ChartError> {
     let invalid = |message: String| ChartError::Invalid {
         path: path.to_path_buf(),
         message,
     };
     let schema: serde_json::Value =
         serde_json::from_slice(data).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-    jsonschema::validator_for(&schema)
+    let validator = jsonschema::validator_for(&schema)
         .map_err(|e| invalid(format!("not a valid JSON Schema: {e}")))?;
-    Ok(schema)
+    Ok((schema, validator))
 }
 
 /// Reads every file under `dir` (paths relative, `/`-separated, in order),

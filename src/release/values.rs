@@ -146,8 +146,8 @@ pub fn release_values(
         Value::String(app_version.to_owned()),
     );
     let values = merge_values(&chart.values, &plan_layer, tenant_values);
-    if let Some(schema) = &chart.schema {
-        validate_against_schema(schema, &values).map_err(|e| ValuesError {
+    if let Some(validator) = chart.values_validator() {
+        validate_with(validator, &values).map_err(|e| ValuesError {
             reason: format!("{} (the chart's values.schema.json)", e.reason),
             ..e
         })?;
@@ -257,11 +257,20 @@ fn json_list(v: &Value) -> String {
 /// not allowed`, `minimum: got 0, want 1`...); a schema that does not
 /// compile is reported at the empty path.
 pub fn validate_against_schema(schema: &Value, values: &Value) -> Result<(), ValuesError> {
-    use jsonschema::error::ValidationErrorKind as K;
     let validator = jsonschema::validator_for(schema).map_err(|e| ValuesError {
         path: String::new(),
         reason: format!("the chart's values.schema.json is not a valid JSON Schema: {e}"),
     })?;
+    validate_with(&validator, values)
+}
+
+/// As [`validate_against_schema`], with the schema already compiled (a
+/// chart compiles its own once, see [`crate::release::Chart::values_validator`]).
+///
+/// # Errors
+/// As [`validate_against_schema`].
+pub fn validate_with(validator: &jsonschema::Validator, values: &Value) -> Result<(), ValuesError> {
+    use jsonschema::error::ValidationErrorKind as K;
     let mut errors: Vec<ValuesError> = validator
         .iter_errors(values)
         .map(|e| {

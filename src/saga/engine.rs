@@ -222,16 +222,9 @@ impl Engine {
             // A stale replay still waits for the events published before it:
             // concluding it first would move the tenant past them, and they
             // would be superseded in turn although nothing newer was applied.
-            if event.replay_as_of.is_some()
-                && let Some((sequence, event_id)) = self
-                    .older_unapplied(&v.record, event, delivery.sequence)
-                    .await?
-            {
-                return Err(Error::SagaPending {
-                    tenant: tenant.clone(),
-                    event_id,
-                    sequence,
-                });
+            if event.replay_as_of.is_some() {
+                self.wait_for_older(&v.record, event, delivery.sequence)
+                    .await?;
             }
             v.record.finish(
                 event.id,
@@ -257,18 +250,8 @@ impl Engine {
                 sequence: saga.sequence,
             });
         }
-        if let Some((sequence, event_id)) = self
-            .older_unapplied(&v.record, event, delivery.sequence)
-            .await?
-        {
-            // Per-tenant stream order: that one goes first (it is delivered
-            // too, possibly to another replica, possibly after a nak).
-            return Err(Error::SagaPending {
-                tenant: tenant.clone(),
-                event_id,
-                sequence,
-            });
-        }
+        self.wait_for_older(&v.record, event, delivery.sequence)
+            .await?;
         self.acquire(&mut v, event, delivery.sequence).await?;
         // Held (or left to expire) until `handle` returns.
         let _lease = GaugeGuard::hold(&metrics().leases_held);

@@ -44,12 +44,35 @@ impl Engine {
         })
     }
 
+    /// Keeps per-tenant stream order: fails with [`Error::SagaPending`] when
+    /// an older event of the tenant must be applied before `event` (at
+    /// `sequence`). That one is delivered too, possibly to another replica,
+    /// possibly after a nak.
+    ///
+    /// # Errors
+    /// [`Error::SagaPending`]; a NATS error reading the stream.
+    pub(super) async fn wait_for_older(
+        &self,
+        record: &TenantRecord,
+        event: &InboundEvent,
+        sequence: u64,
+    ) -> Result<(), Error> {
+        match self.older_unapplied(record, event, sequence).await? {
+            Some((sequence, event_id)) => Err(Error::SagaPending {
+                tenant: record.tenant_id.clone(),
+                event_id,
+                sequence,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The oldest event for the tenant on `TENANT_LIFECYCLE` that precedes
     /// `sequence`, follows the last applied one, and is not applied: a valid
     /// intent that the consumer delivered out of order (concurrency, another
     /// replica, a nak). Messages that do not decode are poison (they are
     /// dead-lettered) and do not count; nor does the same event published twice.
-    pub(super) async fn older_unapplied(
+    async fn older_unapplied(
         &self,
         record: &TenantRecord,
         event: &InboundEvent,

@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::StepContext;
 use crate::cluster::ClusterError;
 use crate::cluster::dynamic::ObjectRef;
-use crate::cluster::readiness::Readiness;
+use crate::cluster::readiness::{Readiness, judge_object};
 use crate::cluster::release_records::{Release, ReleaseInfo, ReleaseStatus};
 
 /// How often readiness is polled while waiting.
@@ -134,22 +134,36 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
         version: spec.revision,
         namespace: ns.to_owned(),
     };
-    cluster.write_release(tenant, &record).await?;
+    let written = cluster.write_release(tenant, &record, None).await?;
+    // What the apply returns holds the status: a workload already ready there
+    // (unchanged, or readied at once) needs no read to wait for it.
+    let mut unready = BTreeSet::new();
     for (_, object) in &spec.objects {
-        cluster.apply_object(tenant, ns, object).await?;
+        let applied = cluster.apply_object(tenant, ns, object).await?;
+        if let Some(r) = ObjectRef::of(object)
+            && judge_object(&r.kind, &applied) != Readiness::Ready
+        {
+            unready.insert(r);
+        }
     }
-    let wanted = refs_of(spec.objects.iter().map(|(_, o)| o.clone()));
+    let wanted: BTreeSet<ObjectRef> = spec
+        .objects
+        .iter()
+        .filter_map(|(_, o)| ObjectRef::of(o))
+        .collect();
     if let Some(previous) = &previous {
         for stale in refs_of(manifest_objects(&previous.manifest)).difference(&wanted) {
             cluster.delete_object(tenant, ns, stale).await?;
         }
     }
-    wait_ready(ctx, &wanted, spec.readiness_timeout).await?;
+    wait_ready(ctx, &unready, spec.readiness_timeout).await?;
     record.info.status = ReleaseStatus::Deployed;
-    cluster.write_release(tenant, &record).await?;
+    cluster
+        .write_release(tenant, &record, Some(&written))
+        .await?;
     if let Some(mut previous) = previous {
         previous.info.status = ReleaseStatus::Superseded;
-        cluster.write_release(tenant, &previous).await?;
+        cluster.write_release(tenant, &previous, None).await?;
     }
     let records: Vec<&Release> = history.iter().chain([&record]).collect();
     cluster.prune_releases(tenant, &records).await
@@ -256,7 +270,7 @@ pub async fn rollback(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), Cl
         if failed.info.status != ReleaseStatus::Failed {
             failed.info.status = ReleaseStatus::Failed;
             failed.info.description = "Upgrade failed; rolled back".into();
-            cluster.write_release(tenant, &failed).await?;
+            cluster.write_release(tenant, &failed, None).await?;
         }
     }
     let target = history[good].clone();
@@ -273,7 +287,7 @@ pub async fn rollback(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), Cl
     if target.info.status == ReleaseStatus::Deployed {
         let mut superseded = target.clone();
         superseded.info.status = ReleaseStatus::Superseded;
-        cluster.write_release(tenant, &superseded).await?;
+        cluster.write_release(tenant, &superseded, None).await?;
     }
     let latest = history.last().map_or(target.version, |r| r.version);
     let now = Timestamp::now();
@@ -287,7 +301,7 @@ pub async fn rollback(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), Cl
         version: latest + 1,
         ..target
     };
-    cluster.write_release(tenant, &restored).await?;
+    cluster.write_release(tenant, &restored, None).await?;
     let records: Vec<&Release> = history.iter().chain([&restored]).collect();
     cluster.prune_releases(tenant, &records).await
 }
