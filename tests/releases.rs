@@ -440,3 +440,85 @@ async fn at_most_ten_revisions_are_kept() {
     );
     assert!(image_of(&deployment(&h, "busy").await).ends_with(":1.11.0"));
 }
+
+/// The worker writes a revision's record twice (pending, then deployed), the
+/// second time pinned to the version it wrote first instead of reading it
+/// again. A record that someone else replaced in between is not overwritten:
+/// the pinned write is refused, and the ownership check that follows names
+/// the record as not the worker's.
+#[tokio::test]
+async fn a_record_replaced_between_the_two_writes_is_not_overwritten() {
+    use kube::ResourceExt;
+    use tenant_worker::cluster::release_records::{Release, ReleaseInfo};
+    use tenant_worker::cluster::{Cluster, ClusterError, objects::owner_labels};
+
+    let h = Harness::start_bare(EmbeddedApiConfig::default()).await;
+    let owner = tenant("pinned");
+    let namespaces: Api<Namespace> = Api::all(h.kube());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": "tenant-pinned", "labels": owner_labels(&owner)}
+    }))
+    .unwrap();
+    namespaces.create(&Default::default(), &ns).await.unwrap();
+    let cluster = Cluster::new(h.kube(), "tenant-", Default::default());
+    let now = jiff::Timestamp::now();
+    let mut record = Release {
+        name: "pinned".into(),
+        info: ReleaseInfo {
+            first_deployed: now,
+            last_deployed: now,
+            deleted: String::new(),
+            description: "Install complete".into(),
+            status: ReleaseStatus::PendingInstall,
+            notes: String::new(),
+        },
+        chart: json!({"metadata": {"name": "tenant-app", "version": "0.1.0"}}),
+        config: json!({}),
+        manifest: String::new(),
+        hooks: Vec::new(),
+        version: 1,
+        namespace: "tenant-pinned".into(),
+    };
+    let secrets: Api<Secret> = Api::namespaced(h.kube(), "tenant-pinned");
+    let name = record.secret_name();
+
+    // Unchanged in between: the pinned write lands, without a read.
+    let first = cluster.write_release(&owner, &record, None).await.unwrap();
+    h.api.requests().start();
+    record.info.status = ReleaseStatus::Deployed;
+    let second = cluster
+        .write_release(&owner, &record, Some(&first))
+        .await
+        .unwrap();
+    let requests = h.api.requests().snapshot();
+    assert_eq!(
+        requests.iter().map(|r| r.verb.as_str()).collect::<Vec<_>>(),
+        ["patch"],
+        "{requests:?}"
+    );
+    let stored = secrets.get(&name).await.unwrap();
+    assert_eq!(stored.metadata.resource_version.as_deref(), Some(second.as_str()));
+    assert_eq!(stored.labels()["status"], "deployed");
+
+    // Replaced by someone else: refused, and theirs is left as it was.
+    secrets.delete(&name, &Default::default()).await.unwrap();
+    let theirs: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"owner": "someone-else"}},
+        "data": {"release": "bm90IHlvdXJz"}
+    }))
+    .unwrap();
+    secrets.create(&Default::default(), &theirs).await.unwrap();
+    let before = secrets.get(&name).await.unwrap();
+    record.info.status = ReleaseStatus::Superseded;
+    let refused = cluster
+        .write_release(&owner, &record, Some(&second))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ClusterError::NotOwned { ref name, .. } if *name == record.secret_name()),
+        "{refused:?}"
+    );
+    let after = secrets.get(&name).await.unwrap();
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(after.labels(), before.labels());
+}
