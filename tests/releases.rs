@@ -497,7 +497,10 @@ async fn a_record_replaced_between_the_two_writes_is_not_overwritten() {
         "{requests:?}"
     );
     let stored = secrets.get(&name).await.unwrap();
-    assert_eq!(stored.metadata.resource_version.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        stored.metadata.resource_version.as_deref(),
+        Some(second.as_str())
+    );
     assert_eq!(stored.labels()["status"], "deployed");
 
     // Replaced by someone else: refused, and theirs is left as it was.
@@ -519,6 +522,9 @@ async fn a_record_replaced_between_the_two_writes_is_not_overwritten() {
         "{refused:?}"
     );
     let after = secrets.get(&name).await.unwrap();
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
     assert_eq!(after.labels(), before.labels());
 }

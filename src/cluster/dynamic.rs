@@ -115,7 +115,9 @@ impl Cluster {
         })?;
         let (res, _) = self.resolve(&r).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &res);
-        if let Some(existing) = self.request(|| api.get_opt(&r.name)).await?
+        // Only the labels matter: a metadata-only read (the release record,
+        // for one, is kilobytes of chart).
+        if let Some(existing) = self.request(|| api.get_metadata_opt(&r.name)).await?
             && !objects::is_owned_by(&existing.metadata, tenant)
         {
             return Err(ClusterError::NotOwned {
@@ -154,7 +156,9 @@ impl Cluster {
         namespace: &str,
         r: &ObjectRef,
     ) -> Result<(), ClusterError> {
-        let Some(existing) = self.get_object(namespace, r).await? else {
+        let (res, _) = self.resolve(r).await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &res);
+        let Some(existing) = self.request(|| api.get_metadata_opt(&r.name)).await? else {
             return Ok(());
         };
         if !objects::is_owned_by(&existing.metadata, tenant) {
@@ -165,8 +169,6 @@ impl Cluster {
                 tenant: tenant.clone(),
             });
         }
-        let (res, _) = self.resolve(r).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &res);
         let params = DeleteParams::background();
         match self.request(|| api.delete(&r.name, &params)).await {
             Ok(_) => Ok(()),

@@ -203,7 +203,7 @@ impl Cluster {
     pub async fn namespace_state(&self, tenant: &TenantId) -> Result<NamespaceState, ClusterError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let name = self.namespace_for(tenant);
-        Ok(match self.request(|| api.get_opt(&name)).await? {
+        Ok(match self.request(|| api.get_metadata_opt(&name)).await? {
             None => NamespaceState::Absent,
             Some(ns) if objects::is_owned_by(&ns.metadata, tenant) => NamespaceState::Owned {
                 terminating: ns.metadata.deletion_timestamp.is_some(),
@@ -273,8 +273,9 @@ impl Cluster {
         let namespace = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        if let Some(existing) = self.request(|| api.get_opt(&name)).await?
-            && !objects::is_owned_by(existing.meta(), tenant)
+        // Only the labels matter: a metadata-only read.
+        if let Some(existing) = self.request(|| api.get_metadata_opt(&name)).await?
+            && !objects::is_owned_by(&existing.metadata, tenant)
         {
             return Err(ClusterError::NotOwned {
                 kind: kind_of::<K>(),
@@ -341,10 +342,10 @@ impl Cluster {
             + Debug,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let Some(existing) = self.request(|| api.get_opt(name)).await? else {
+        let Some(existing) = self.request(|| api.get_metadata_opt(name)).await? else {
             return Ok(());
         };
-        if !objects::is_owned_by(existing.meta(), tenant) {
+        if !objects::is_owned_by(&existing.metadata, tenant) {
             return Err(ClusterError::NotOwned {
                 kind: kind_of::<K>(),
                 namespace: namespace.to_owned(),

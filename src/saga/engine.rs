@@ -372,7 +372,8 @@ impl Engine {
         {
             return Ok(Outcome::Rejected(rejected));
         }
-        if self.cluster.namespace_state(tenant).await? == NamespaceState::Foreign {
+        let namespace = self.cluster.namespace_state(tenant).await?;
+        if namespace == NamespaceState::Foreign {
             return Ok(self.not_owned(tenant));
         }
         // A tenant that is live keeps running on its previous plan if this fails.
@@ -387,6 +388,7 @@ impl Engine {
         };
         let target = Target {
             status,
+            namespace_absent: namespace == NamespaceState::Absent,
             plan,
             app_version: &app_version,
             values,
@@ -430,7 +432,8 @@ impl Engine {
                 format!("plan {plan_name:?} does not exist"),
             ));
         };
-        if self.cluster.namespace_state(tenant).await? == NamespaceState::Foreign {
+        let namespace = self.cluster.namespace_state(tenant).await?;
+        if namespace == NamespaceState::Foreign {
             return Ok(self.not_owned(tenant));
         }
         let previous_app_version = v
@@ -455,6 +458,7 @@ impl Engine {
         };
         let target = Target {
             status: TenantStatus::Upgrading,
+            namespace_absent: namespace == NamespaceState::Absent,
             plan,
             app_version: &app_version,
             values: &values,

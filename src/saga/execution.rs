@@ -33,6 +33,10 @@ pub(super) enum StepsResult {
 pub(super) struct Target<'a> {
     /// The record's status while the saga runs.
     pub status: TenantStatus,
+    /// The tenant's namespace did not exist when the request was checked, so
+    /// it holds no release records yet (this saga, holding the tenant's
+    /// lease, is the one to create it; a resumed saga checks again).
+    pub namespace_absent: bool,
     pub plan: &'a Plan,
     pub app_version: &'a str,
     /// The tenant's own chart values (the event layer).
@@ -73,10 +77,13 @@ impl Engine {
         let spec = match failure {
             Some(_) => None,
             None => {
-                let history = self
-                    .cluster
-                    .release_history(&namespace, tenant.as_str())
-                    .await?;
+                let history = if target.namespace_absent {
+                    Vec::new()
+                } else {
+                    self.cluster
+                        .release_history(&namespace, tenant.as_str())
+                        .await?
+                };
                 let revision =
                     known_revision.unwrap_or_else(|| history.last().map_or(1, |r| r.version + 1));
                 let request = ReleaseRequest {
