@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,8 @@ pub struct Chart {
     pub(crate) templates: Vec<TemplateFile>,
     /// Every other file (not ignored by `.helmignore`), for `.Files`.
     pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// [`Chart::record`], built on first use: every release record holds it.
+    record: OnceLock<serde_json::Value>,
 }
 
 impl Chart {
@@ -217,6 +219,7 @@ impl Chart {
             schema_source,
             templates,
             files,
+            record: OnceLock::new(),
         })
     }
 
@@ -226,6 +229,10 @@ impl Chart {
     /// relative to the chart, `templates/...`), `values`, `schema` (base64
     /// of `values.schema.json`, or null) and `lock` (null).
     pub fn record(&self) -> serde_json::Value {
+        self.record.get_or_init(|| self.build_record()).clone()
+    }
+
+    fn build_record(&self) -> serde_json::Value {
         use base64::Engine as _;
         let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
         let prefix = format!("{}/", self.metadata.name);
