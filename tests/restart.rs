@@ -5,38 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use support::cluster::{expected_ready_objects, tenant_objects};
 use support::process::WorkerOptions;
 use support::*;
 use tenant_worker::embedded_api::EmbeddedApiConfig;
 
 /// Publishes, retrying while the client reconnects after a server restart.
-async fn publish_patiently(h: &Harness, event: &tenant_worker::contract::CloudEvent<Value>) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
-        let sent = async {
-            h.js.publish_with_headers(
-                event.event_type.subject(&event.subject),
-                headers,
-                serde_json::to_vec(event).unwrap().into(),
-            )
-            .await?
-            .await
-            .map_err(async_nats::Error::from)
-        };
-        match sent.await {
-            Ok(_) => return,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "publish: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
 async fn status_count(h: &Harness) -> u64 {
     match h.js.get_stream("TENANT_STATUS").await {
         Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
@@ -65,7 +39,7 @@ async fn a_nats_restart_mid_run_loses_no_event() {
     tokio::task::block_in_place(|| h.nats.restart()).expect("nats restarts");
     for i in 60..80 {
         let e = requested(&format!("restart-{i:02}"), "standard");
-        publish_patiently(&h, &e).await;
+        publish_until_stored(&h.js, &e, PATIENCE).await;
         events.push(e);
     }
     for e in &events {

@@ -36,9 +36,9 @@ use serde_json::Value;
 use support::cluster::{expected_ready_objects, objects_by_tenant};
 use support::intents::{Step, event_of, expected, script};
 use support::process::{WorkerOptions, WorkerProcess};
+use support::publish_until_stored;
 use tenant_worker::contract::{
-    CONSUMER_NAME, CloudEvent, DEADLETTER_STREAM, LIFECYCLE_STREAM, ROUTES_BUCKET, STATE_BUCKET,
-    STATUS_STREAM,
+    CONSUMER_NAME, DEADLETTER_STREAM, LIFECYCLE_STREAM, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM,
 };
 use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
 use tenant_worker::nats_server::NatsCluster;
@@ -117,39 +117,24 @@ impl Drop for DumpOnPanic {
     }
 }
 
-/// Publishes `event` on its subject with `Nats-Msg-Id` = its id until the
-/// cluster confirms it. An attempt that times out may still have been stored;
-/// the retry carries the same id, so the stream drops the copy. Returns the
-/// number of failed attempts.
-async fn publish_until_stored(js: &jetstream::Context, event: &CloudEvent<Value>) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut failed = 0;
-    loop {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
-        let sent = async {
-            js.publish_with_headers(
-                event.event_type.subject(&event.subject),
-                headers,
-                serde_json::to_vec(event).unwrap().into(),
-            )
-            .await?
-            .await
-            .map_err(async_nats::Error::from)
-        };
-        match sent.await {
-            Ok(_) => return failed,
-            Err(e) => {
-                failed += 1;
-                assert!(
-                    Instant::now() < deadline,
-                    "{} not stored after {failed} attempts: {e}",
-                    event.id
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
+/// The streams `ensure_topology` creates, the buckets' included.
+const TOPOLOGY_STREAMS: [&str; 5] = [
+    LIFECYCLE_STREAM,
+    STATUS_STREAM,
+    DEADLETTER_STREAM,
+    "KV_tenant_state",
+    "KV_tenant_routes",
+];
+
+/// What the cluster says of `stream` now.
+async fn stream_info(js: &jetstream::Context, stream: &str) -> jetstream::stream::Info {
+    js.get_stream(stream)
+        .await
+        .expect("stream exists")
+        .info()
+        .await
+        .expect("stream info")
+        .clone()
 }
 
 /// The messages in `stream` (`None` while the cluster cannot say).
@@ -372,7 +357,7 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_every_tenant_converges() 
     let mut killed = Vec::new();
     for outage in &form.outages {
         for e in &events[published..at(outage.published_before)] {
-            failed_publishes += publish_until_stored(&js, e).await;
+            failed_publishes += publish_until_stored(&js, e, Duration::from_secs(60)).await;
         }
         published = at(outage.published_before);
         wait_completions(&js, at(outage.kill_at_completions) as u64).await;
@@ -386,7 +371,7 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_every_tenant_converges() 
             nats.server_name(node)
         );
         for e in &events[published..at(outage.published_by_restart)] {
-            failed_publishes += publish_until_stored(&js, e).await;
+            failed_publishes += publish_until_stored(&js, e, Duration::from_secs(60)).await;
         }
         published = at(outage.published_by_restart);
         tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
@@ -401,7 +386,7 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_every_tenant_converges() 
         killed.push(node);
     }
     for e in &events[published..] {
-        failed_publishes += publish_until_stored(&js, e).await;
+        failed_publishes += publish_until_stored(&js, e, Duration::from_secs(60)).await;
     }
     eprintln!(
         "{:?}: all {total} events published ({failed_publishes} attempts failed and were retried)",
@@ -428,21 +413,8 @@ async fn a_three_node_cluster_loses_a_node_mid_run_and_every_tenant_converges() 
     eprintln!("{:?}: every event handled", started.elapsed());
 
     // Still R3, each with a leader and two peers.
-    for stream in [
-        LIFECYCLE_STREAM,
-        STATUS_STREAM,
-        DEADLETTER_STREAM,
-        "KV_tenant_state",
-        "KV_tenant_routes",
-    ] {
-        let info = js
-            .get_stream(stream)
-            .await
-            .expect("stream exists")
-            .info()
-            .await
-            .expect("stream info")
-            .clone();
+    for stream in TOPOLOGY_STREAMS {
+        let info = stream_info(&js, stream).await;
         let cluster = info.cluster.clone().expect("clustered");
         assert_eq!(info.config.num_replicas, 3, "{stream}: {info:?}");
         assert!(
@@ -600,21 +572,8 @@ async fn an_existing_topology_is_updated_to_the_workers_settings() {
         let (_, mut consumer) = tenant_worker::bus::ensure_topology(&js, &settings)
             .await
             .unwrap_or_else(|e| panic!("R{replicas}: {e}"));
-        for stream in [
-            LIFECYCLE_STREAM,
-            STATUS_STREAM,
-            DEADLETTER_STREAM,
-            "KV_tenant_state",
-            "KV_tenant_routes",
-        ] {
-            let info = js
-                .get_stream(stream)
-                .await
-                .expect("stream exists")
-                .info()
-                .await
-                .expect("stream info")
-                .clone();
+        for stream in TOPOLOGY_STREAMS {
+            let info = stream_info(&js, stream).await;
             assert_eq!(info.config.num_replicas, replicas, "{stream}: {info:?}");
         }
         let info = consumer.info().await.expect("consumer info");

@@ -657,3 +657,12 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 pub fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
+
+/// `items` as the harness's command lines take them: `1000,10000`.
+pub fn comma_list<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -78,11 +78,7 @@ pub fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
         title: "Cost growth with the number of tenants (one replica)".to_owned(),
         command: format!(
             "cargo bench --bench harness -- growth --tenants {}",
-            args.tenants
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+            crate::common::comma_list(&args.tenants)
         ),
         machine: crate::common::Machine::detect()?.markdown(),
         headers: [

@@ -198,11 +198,7 @@ pub fn lifecycle_bench(args: &LifecycleBench) -> BenchResult<Report> {
         title: "Worker lifecycle throughput and latency".to_owned(),
         command: format!(
             "cargo bench --bench harness -- lifecycle --tenants {n} --replicas {}",
-            args.replicas
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+            crate::common::comma_list(&args.replicas)
         ),
         machine: crate::common::Machine::detect()?.markdown(),
         headers: [

@@ -125,12 +125,11 @@ pub fn status_bench(args: &StatusBench) -> BenchResult<Report> {
          {} KV revision(s) per tenant.",
         args.runs, args.revisions
     ));
-    let tenants: Vec<String> = args.tenants.iter().map(ToString::to_string).collect();
     Ok(Report {
         title: "`tenant-worker status`".to_owned(),
         command: format!(
             "cargo bench --bench harness -- status --tenants {}{}",
-            tenants.join(","),
+            crate::common::comma_list(&args.tenants),
             if args.revisions == 1 {
                 String::new()
             } else {

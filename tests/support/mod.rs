@@ -283,6 +283,45 @@ fn init_logs() {
     }
 }
 
+/// Publishes `event` on its subject with `Nats-Msg-Id` = its id until the
+/// cluster confirms it. An attempt that times out may still have been stored;
+/// the retry carries the same id, so the stream drops the copy. Returns the
+/// number of failed attempts; panics when it is not stored within `limit`.
+pub async fn publish_until_stored(
+    js: &jetstream::Context,
+    event: &CloudEvent<Value>,
+    limit: Duration,
+) -> u32 {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut failed = 0;
+    loop {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
+        let sent = async {
+            js.publish_with_headers(
+                event.event_type.subject(&event.subject),
+                headers,
+                serde_json::to_vec(event).unwrap().into(),
+            )
+            .await?
+            .await
+            .map_err(async_nats::Error::from)
+        };
+        match sent.await {
+            Ok(_) => return failed,
+            Err(e) => {
+                failed += 1;
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{} not stored after {failed} attempts: {e}",
+                    event.id
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 pub fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).unwrap()
 }
