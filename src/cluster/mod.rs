@@ -148,6 +148,26 @@ pub enum NamespaceState {
     Foreign,
 }
 
+/// A namespaced object of a built-in kind (a k8s-openapi type), as the
+/// typed writes and deletes of [`Cluster`] take it.
+pub trait TypedObject:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+{
+}
+
+impl<K> TypedObject for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+{
+}
+
 /// Access to one cluster on behalf of the worker.
 #[derive(Clone)]
 pub struct Cluster {
@@ -242,14 +262,11 @@ impl Cluster {
     /// # Errors
     /// [`ClusterError::NotOwned`] when an object of that name exists without our
     /// labels for `tenant`; [`ClusterError::Api`] otherwise.
-    pub async fn apply<K>(&self, tenant: &TenantId, obj: &K) -> Result<(), ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    pub async fn apply<K: TypedObject>(
+        &self,
+        tenant: &TenantId,
+        obj: &K,
+    ) -> Result<(), ClusterError> {
         self.apply_versioned(tenant, obj).await.map(drop)
     }
 
@@ -258,18 +275,11 @@ impl Cluster {
     ///
     /// # Errors
     /// As [`Cluster::apply`].
-    pub async fn apply_versioned<K>(
+    pub async fn apply_versioned<K: TypedObject>(
         &self,
         tenant: &TenantId,
         obj: &K,
-    ) -> Result<String, ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    ) -> Result<String, ClusterError> {
         let namespace = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
@@ -298,19 +308,12 @@ impl Cluster {
     ///
     /// # Errors
     /// As [`Cluster::apply`].
-    pub async fn apply_over<K>(
+    pub async fn apply_over<K: TypedObject>(
         &self,
         tenant: &TenantId,
         obj: &K,
         resource_version: &str,
-    ) -> Result<String, ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + Debug,
-    {
+    ) -> Result<String, ClusterError> {
         let namespace = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
@@ -329,18 +332,12 @@ impl Cluster {
     /// # Errors
     /// [`ClusterError::NotOwned`] when it exists without our labels (left
     /// untouched); [`ClusterError::Api`] otherwise.
-    pub async fn delete_owned<K>(
+    pub async fn delete_owned<K: TypedObject>(
         &self,
         tenant: &TenantId,
         namespace: &str,
         name: &str,
-    ) -> Result<(), ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Debug,
-    {
+    ) -> Result<(), ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let Some(existing) = self.request(|| api.get_metadata_opt(name)).await? else {
             return Ok(());

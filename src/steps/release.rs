@@ -137,20 +137,17 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     let written = cluster.write_release(tenant, &record, None).await?;
     // What the apply returns holds the status: a workload already ready there
     // (unchanged, or readied at once) needs no read to wait for it.
-    let mut unready = BTreeSet::new();
+    let (mut wanted, mut unready) = (BTreeSet::new(), BTreeSet::new());
     for (_, object) in &spec.objects {
         let applied = cluster.apply_object(tenant, ns, object).await?;
-        if let Some(r) = ObjectRef::of(object)
-            && judge_object(&r.kind, &applied) != Readiness::Ready
-        {
-            unready.insert(r);
+        // Applied, so it has a kind and a name.
+        if let Some(r) = ObjectRef::of(object) {
+            if judge_object(&r.kind, &applied) != Readiness::Ready {
+                unready.insert(r.clone());
+            }
+            wanted.insert(r);
         }
     }
-    let wanted: BTreeSet<ObjectRef> = spec
-        .objects
-        .iter()
-        .filter_map(|(_, o)| ObjectRef::of(o))
-        .collect();
     if let Some(previous) = &previous {
         for stale in refs_of(manifest_objects(&previous.manifest)).difference(&wanted) {
             cluster.delete_object(tenant, ns, stale).await?;
