@@ -22,6 +22,7 @@ pub(crate) mod functions;
 pub(crate) mod gofmt;
 pub(crate) mod gojson;
 pub(crate) mod goyaml;
+pub(crate) mod maps;
 pub(crate) mod objects;
 mod rewrite;
 pub(crate) mod semver;

@@ -4,9 +4,10 @@
 //! identity of their shared allocation, to give them Go's methods, printing
 //! and JSON.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use by_address::ByAddress;
 use gotmpl::Value;
 
 /// The Go type a registered value stands for.
@@ -62,46 +63,50 @@ impl Kind {
     }
 }
 
-/// The registry of one render. It keeps every registered value alive, so an
-/// address is never reused for another value while the render runs.
-#[derive(Default)]
-pub(crate) struct Objects {
-    kinds: Mutex<HashMap<usize, Kind>>,
-    keep: Mutex<Vec<Value>>,
+/// A registered allocation: equal and hashed by address, and owning the
+/// allocation, so that its address cannot be given to another value while
+/// the registry lives (see `maps` for the same invariant).
+#[derive(PartialEq, Eq, Hash)]
+enum Alloc {
+    Map(ByAddress<Arc<BTreeMap<Arc<str>, Value>>>),
+    List(ByAddress<Arc<[Value]>>),
 }
 
-fn address(v: &Value) -> Option<usize> {
-    match v {
-        Value::Map(m) => Some(Arc::as_ptr(m) as *const () as usize),
-        Value::List(l) => Some(Arc::as_ptr(l) as *const Value as *const () as usize),
-        _ => None,
+impl Alloc {
+    fn of(v: &Value) -> Option<Alloc> {
+        match v {
+            Value::Map(m) => Some(Alloc::Map(ByAddress(m.clone()))),
+            Value::List(l) => Some(Alloc::List(ByAddress(l.clone()))),
+            _ => None,
+        }
     }
+}
+
+/// The registry of one render: which values stand for which Go type.
+#[derive(Default)]
+pub(crate) struct Objects {
+    kinds: Mutex<HashMap<Alloc, Kind>>,
 }
 
 impl Objects {
     /// Marks `v` (a map or a list) as a value of Go type `kind` and returns it.
     pub(crate) fn register(&self, v: Value, kind: Kind) -> Value {
-        if let Some(a) = address(&v) {
+        if let Some(a) = Alloc::of(&v) {
             self.kinds
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(a, kind);
-            self.keep
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(v.clone());
         }
         v
     }
 
     /// The Go type `v` stands for, if it was registered.
     pub(crate) fn kind(&self, v: &Value) -> Option<Kind> {
-        let a = address(v)?;
-        self.kinds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&a)
-            .copied()
+        let kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        if kinds.is_empty() {
+            return None;
+        }
+        kinds.get(&Alloc::of(v)?).copied()
     }
 
     /// The text of a `[]byte` value (lossy for bytes that are not UTF-8).

@@ -7,8 +7,9 @@
 //! - every field chain `.a.b`, `$x.a`, `(f).a` becomes `__field <site> ...`
 //!   (Go's nil rules, Helm's methods such as `.Files.Get`, positions);
 //! - what an action prints goes through `__print` (Go's formatting);
-//! - `range` values go through `__range`, `if`/`with`/`template` values
-//!   through `__resolve` (the current version of mutated maps);
+//! - `range` values go through `__range`, `if`/`with`/`template` values and
+//!   the variables `and`/`or` judge through `__resolve` (the current version
+//!   of a shared map, see `maps`);
 //! - what Go rejects when parsing (an unknown function or variable) is
 //!   rejected here, with the line.
 
@@ -312,7 +313,35 @@ impl<'a> Rewriter<'a> {
         let context = command_string(&first, &rest);
         let head: Vec<Expr> = match first {
             Expr::Identifier(pos, name) if name == "and" || name == "or" => {
-                vec![Expr::Identifier(pos, name)]
+                // gotmpl's own `and`/`or` (lazy, as Go's) judge their
+                // arguments' truth: a variable holding a map must be read at
+                // its current version.
+                let mut all = vec![Expr::Identifier(pos, name)];
+                for e in rest {
+                    let e = self.arg(e)?;
+                    all.push(match e {
+                        Expr::Variable(p, ..) | Expr::Dot(p) => Expr::Pipe(
+                            p,
+                            PipeNode {
+                                pos: p,
+                                decl: Vec::new(),
+                                commands: vec![
+                                    CommandNode {
+                                        pos: p,
+                                        args: vec![e],
+                                    },
+                                    Self::cmd(p, "__resolve", Vec::new()),
+                                ],
+                                is_assign: false,
+                            },
+                        ),
+                        other => other,
+                    });
+                }
+                return Ok(CommandNode {
+                    pos: cmd.pos,
+                    args: all,
+                });
             }
             Expr::Identifier(pos, name) => {
                 let func = functions::lookup(&name).ok_or_else(|| {

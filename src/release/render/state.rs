@@ -7,13 +7,14 @@
 //! recorded here with the call site, since gotmpl's runtime errors carry no
 //! position.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use gotmpl::{TemplateError, Value};
 
 use super::functions::{Cx, FnError, FuncSpec, P};
 use super::gofmt;
+use super::maps::MapOverlay;
 use super::objects::{Kind, Objects, go_type};
 
 /// A position in a template file, as Go reports it (line from 1, column as
@@ -87,131 +88,6 @@ pub(crate) struct Failure {
     pub message: String,
     /// From `required` or `fail`: Helm shows the message alone.
     pub helm: bool,
-}
-
-/// Go maps are shared references, gotmpl's are immutable: `set` and friends
-/// record the new content of a map under the identity of the original, and
-/// every read goes through [`MapOverlay::current`].
-#[derive(Default)]
-pub(crate) struct MapOverlay {
-    inner: Mutex<Overlay>,
-}
-
-#[derive(Default)]
-struct Overlay {
-    /// Identity (address of the original map) -> current version.
-    current: HashMap<usize, Value>,
-    /// Address of every version made here -> identity.
-    identity: HashMap<usize, usize>,
-    /// Keeps every version and original alive, so addresses stay unique.
-    keep: Vec<Value>,
-}
-
-fn map_addr(v: &Value) -> Option<usize> {
-    match v {
-        Value::Map(m) => Some(Arc::as_ptr(m) as *const () as usize),
-        _ => None,
-    }
-}
-
-impl Overlay {
-    fn id(&self, addr: usize) -> usize {
-        self.identity.get(&addr).copied().unwrap_or(addr)
-    }
-
-    fn current(&self, v: &Value) -> Value {
-        match map_addr(v) {
-            Some(a) => self
-                .current
-                .get(&self.id(a))
-                .cloned()
-                .unwrap_or_else(|| v.clone()),
-            None => v.clone(),
-        }
-    }
-
-    fn resolve_deep(&mut self, v: &Value) -> Value {
-        let base = self.current(v);
-        match &base {
-            Value::Map(m) => {
-                let mut changed = false;
-                let mut out = BTreeMap::new();
-                for (k, x) in m.iter() {
-                    let r = self.resolve_deep(x);
-                    changed |= !same(&r, x);
-                    out.insert(k.clone(), r);
-                }
-                if !changed {
-                    return base;
-                }
-                let new = Value::Map(Arc::new(out));
-                if let (Some(orig), Some(n)) = (map_addr(v), map_addr(&new)) {
-                    let id = self.id(orig);
-                    self.identity.insert(n, id);
-                    self.keep.push(new.clone());
-                }
-                new
-            }
-            Value::List(l) => {
-                let items: Vec<Value> = l.iter().map(|x| self.resolve_deep(x)).collect();
-                if items.iter().zip(l.iter()).all(|(a, b)| same(a, b)) {
-                    base
-                } else {
-                    Value::List(items.into())
-                }
-            }
-            _ => base,
-        }
-    }
-}
-
-/// Whether two values are the same allocation (or equal scalars).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Map(x), Value::Map(y)) => Arc::ptr_eq(x, y),
-        (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),
-        _ => true,
-    }
-}
-
-impl MapOverlay {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Overlay> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The current version of a map (other values as they are).
-    pub(crate) fn current(&self, v: &Value) -> Value {
-        let o = self.lock();
-        if o.current.is_empty() {
-            v.clone()
-        } else {
-            o.current(v)
-        }
-    }
-
-    /// `v` with every map in it at its current version.
-    pub(crate) fn resolve_deep(&self, v: &Value) -> Value {
-        let mut o = self.lock();
-        if o.current.is_empty() {
-            v.clone()
-        } else {
-            o.resolve_deep(v)
-        }
-    }
-
-    /// Makes `content` the current version of the map `v` and returns it.
-    pub(crate) fn replace(&self, v: &Value, content: BTreeMap<Arc<str>, Value>) -> Value {
-        let new = Value::Map(Arc::new(content));
-        let mut o = self.lock();
-        if let (Some(orig), Some(n)) = (map_addr(v), map_addr(&new)) {
-            let id = o.id(orig);
-            o.identity.insert(n, id);
-            o.current.insert(id, new.clone());
-            o.keep.push(v.clone());
-            o.keep.push(new.clone());
-        }
-        new
-    }
 }
 
 /// One render.
@@ -368,8 +244,10 @@ impl State {
                 Ok(print_value(st, a.first().unwrap_or(&Value::Nil)))
             }),
             ("__range", State::range),
+            // `if`, `with`, `template`, `and`/`or` look at the top level only
+            // (truthiness, the new dot); deeper reads go through the overlay.
             ("__resolve", |st, a| {
-                Ok(st.maps.resolve_deep(a.first().unwrap_or(&Value::Nil)))
+                Ok(st.maps.current(a.first().unwrap_or(&Value::Nil)))
             }),
             ("__fail", State::fail_site),
         ];
@@ -400,9 +278,18 @@ impl State {
         else {
             return Err(internal_error());
         };
+        // What a function sees of a shared map: the current version of each
+        // argument, and of everything inside it unless the function reads
+        // only the top level (and reads deeper values through the overlay).
         let vals: Vec<Value> = args[1..]
             .iter()
-            .map(|v| self.maps.resolve_deep(v))
+            .map(|v| {
+                if func.shallow {
+                    self.maps.current(v)
+                } else {
+                    self.maps.resolve_deep(v)
+                }
+            })
             .collect();
         let n = vals.len();
         let min = func.params.len();

@@ -26,9 +26,10 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
     }),
     spec("not", &[P::Any], None, |_, a| {
         Ok(Value::Bool(!a[0].is_truthy()))
-    }),
-    spec("len", &[P::Any], None, len),
-    spec("index", &[P::Any], Some(P::Any), index),
+    })
+    .shallow(),
+    spec("len", &[P::Any], None, len).shallow(),
+    spec("index", &[P::Any], Some(P::Any), index).shallow(),
     spec("print", &[], Some(P::Any), |cx, a| {
         Ok(s(&gofmt::sprint(cx.objects(), a)))
     }),
@@ -180,6 +181,8 @@ fn index(cx: &Cx<'_>, args: &[Value]) -> FnResult {
         return Err(FnError::Call("index of untyped nil".into()));
     }
     for (n, idx) in args[1..].iter().enumerate() {
+        // Shallow: each level is made current as it is reached.
+        item = cx.state.maps.current(&item);
         if n > 0 && matches!(item, Value::Nil) {
             return Err(FnError::Call("index of nil pointer".into()));
         }

@@ -11,26 +11,30 @@ use super::{Cx, FnResult, P, is_empty, list, map_arg, map_value, s, spec, str_ar
 use crate::release::render::objects::Kind;
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
-    spec("dict", &[], Some(P::Any), dict),
+    spec("dict", &[], Some(P::Any), dict).shallow(),
     spec("get", &[P::Map, P::Str], None, |_, a| {
         Ok(map_arg(&a[0])
             .get(str_arg(&a[1]))
             .cloned()
             .unwrap_or_else(|| s("")))
-    }),
+    })
+    .shallow(),
     spec("set", &[P::Map, P::Str, P::Any], None, |cx, a| {
         let mut m = map_arg(&a[0]);
         m.insert(str_arg(&a[1]).into(), a[2].clone());
         Ok(cx.state.maps.replace(&a[0], m))
-    }),
+    })
+    .shallow(),
     spec("unset", &[P::Map, P::Str], None, |cx, a| {
         let mut m = map_arg(&a[0]);
         m.remove(str_arg(&a[1]));
         Ok(cx.state.maps.replace(&a[0], m))
-    }),
+    })
+    .shallow(),
     spec("hasKey", &[P::Map, P::Str], None, |_, a| {
         Ok(Value::Bool(map_arg(&a[0]).contains_key(str_arg(&a[1]))))
-    }),
+    })
+    .shallow(),
     spec("pluck", &[P::Str], Some(P::Map), |_, a| {
         let key = str_arg(&a[0]);
         Ok(list(
@@ -39,7 +43,8 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
                 .filter_map(|d| map_arg(d).get(key).cloned())
                 .collect(),
         ))
-    }),
+    })
+    .shallow(),
     spec("keys", &[], Some(P::Map), |cx, a| {
         let mut k: Vec<String> = Vec::new();
         for d in a {
@@ -49,10 +54,12 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
             cx.objects(),
             k,
         ))
-    }),
+    })
+    .shallow(),
     spec("values", &[P::Map], None, |_, a| {
         Ok(list(map_arg(&a[0]).into_values().collect()))
-    }),
+    })
+    .shallow(),
     spec("pick", &[P::Map], Some(P::Str), |_, a| {
         let m = map_arg(&a[0]);
         Ok(map_value(
@@ -64,7 +71,8 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
                 })
                 .collect(),
         ))
-    }),
+    })
+    .shallow(),
     spec("omit", &[P::Map], Some(P::Str), |_, a| {
         let omit: Vec<&str> = a[1..].iter().map(str_arg).collect();
         Ok(map_value(
@@ -73,26 +81,33 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
                 .filter(|(k, _)| !omit.contains(&k.as_ref()))
                 .collect(),
         ))
-    }),
+    })
+    .shallow(),
     spec("merge", &[P::Map], Some(P::Map), |cx, a| {
         merge(cx, a, false)
-    }),
+    })
+    .shallow(),
     spec("mustMerge", &[P::Map], Some(P::Map), |cx, a| {
         merge(cx, a, false)
-    }),
+    })
+    .shallow(),
     spec("mergeOverwrite", &[P::Map], Some(P::Map), |cx, a| {
         merge(cx, a, true)
-    }),
+    })
+    .shallow(),
     spec("mustMergeOverwrite", &[P::Map], Some(P::Map), |cx, a| {
         merge(cx, a, true)
-    }),
-    spec("dig", &[P::Any, P::Any], Some(P::Any), dig),
+    })
+    .shallow(),
+    spec("dig", &[P::Any, P::Any], Some(P::Any), dig).shallow(),
     spec("deepCopy", &[P::Any], None, |cx, a| {
         Ok(deep_copy(cx, &a[0]))
-    }),
+    })
+    .shallow(),
     spec("mustDeepCopy", &[P::Any], None, |cx, a| {
         Ok(deep_copy(cx, &a[0]))
-    }),
+    })
+    .shallow(),
 ];
 
 fn dict(cx: &Cx<'_>, a: &[Value]) -> FnResult {

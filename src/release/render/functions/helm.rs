@@ -9,13 +9,14 @@ use gotmpl::Value;
 use super::{Cx, FnError, FnResult, P, map_value, s, spec, str_arg};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
-    spec("include", &[P::Str, P::Any], None, include),
-    spec("tpl", &[P::Str, P::Any], None, tpl),
+    spec("include", &[P::Str, P::Any], None, include).shallow(),
+    spec("tpl", &[P::Str, P::Any], None, tpl).shallow(),
     spec("required", &[P::Str, P::Any], None, |_, a| match &a[1] {
         Value::Nil => Err(FnError::Helm(str_arg(&a[0]).to_owned())),
         Value::String(v) if v.is_empty() => Err(FnError::Helm(str_arg(&a[0]).to_owned())),
         v => Ok(v.clone()),
-    }),
+    })
+    .shallow(),
     spec("fail", &[P::Str], None, |_, a| {
         Err(FnError::Helm(str_arg(&a[0]).to_owned()))
     }),
@@ -130,8 +131,10 @@ fn tpl(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     let src = str_arg(&a[0]);
     let vals = &a[1];
     let field = |path: &str| -> Result<String, FnError> {
-        vals.field("Template")
-            .and_then(|t| t.field(path))
+        cx.state
+            .maps
+            .current(vals.field("Template").unwrap_or(&Value::Nil))
+            .field(path)
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| {

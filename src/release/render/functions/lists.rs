@@ -8,37 +8,43 @@ use super::{
 };
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
-    spec("list", &[], Some(P::Any), |_, a| Ok(list(a.to_vec()))),
-    spec("tuple", &[], Some(P::Any), |_, a| Ok(list(a.to_vec()))),
-    spec("first", &[P::Any], None, |cx, a| first(cx, a, "first")),
-    spec("mustFirst", &[P::Any], None, |cx, a| first(cx, a, "first")),
-    spec("last", &[P::Any], None, |cx, a| last(cx, a, "last")),
-    spec("mustLast", &[P::Any], None, |cx, a| last(cx, a, "last")),
-    spec("rest", &[P::Any], None, |cx, a| cut(cx, a, "rest", true)),
+    spec("list", &[], Some(P::Any), |_, a| Ok(list(a.to_vec()))).shallow(),
+    spec("tuple", &[], Some(P::Any), |_, a| Ok(list(a.to_vec()))).shallow(),
+    spec("first", &[P::Any], None, |cx, a| first(cx, a, "first")).shallow(),
+    spec("mustFirst", &[P::Any], None, |cx, a| first(cx, a, "first")).shallow(),
+    spec("last", &[P::Any], None, |cx, a| last(cx, a, "last")).shallow(),
+    spec("mustLast", &[P::Any], None, |cx, a| last(cx, a, "last")).shallow(),
+    spec("rest", &[P::Any], None, |cx, a| cut(cx, a, "rest", true)).shallow(),
     spec("mustRest", &[P::Any], None, |cx, a| {
         cut(cx, a, "rest", true)
-    }),
+    })
+    .shallow(),
     spec("initial", &[P::Any], None, |cx, a| {
         cut(cx, a, "initial", false)
-    }),
+    })
+    .shallow(),
     spec("mustInitial", &[P::Any], None, |cx, a| {
         cut(cx, a, "initial", false)
-    }),
+    })
+    .shallow(),
     spec("append", &[P::Any, P::Any], None, |cx, a| {
         push(cx, a, "push")
-    }),
-    spec("push", &[P::Any, P::Any], None, |cx, a| push(cx, a, "push")),
+    })
+    .shallow(),
+    spec("push", &[P::Any, P::Any], None, |cx, a| push(cx, a, "push")).shallow(),
     spec("mustAppend", &[P::Any, P::Any], None, |cx, a| {
         push(cx, a, "push")
-    }),
+    })
+    .shallow(),
     spec("mustPush", &[P::Any, P::Any], None, |cx, a| {
         push(cx, a, "push")
-    }),
-    spec("prepend", &[P::Any, P::Any], None, prepend),
-    spec("mustPrepend", &[P::Any, P::Any], None, prepend),
-    spec("concat", &[], Some(P::Any), concat),
-    spec("reverse", &[P::Any], None, reverse),
-    spec("mustReverse", &[P::Any], None, reverse),
+    })
+    .shallow(),
+    spec("prepend", &[P::Any, P::Any], None, prepend).shallow(),
+    spec("mustPrepend", &[P::Any, P::Any], None, prepend).shallow(),
+    spec("concat", &[], Some(P::Any), concat).shallow(),
+    spec("reverse", &[P::Any], None, reverse).shallow(),
+    spec("mustReverse", &[P::Any], None, reverse).shallow(),
     spec("uniq", &[P::Any], None, uniq),
     spec("mustUniq", &[P::Any], None, uniq),
     spec("without", &[P::Any], Some(P::Any), without),
@@ -47,10 +53,10 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("mustHas", &[P::Any, P::Any], None, has),
     spec("compact", &[P::Any], None, compact),
     spec("mustCompact", &[P::Any], None, compact),
-    spec("slice", &[P::Any], Some(P::Any), slice),
-    spec("mustSlice", &[P::Any], Some(P::Any), slice),
-    spec("chunk", &[P::Int, P::Any], None, chunk),
-    spec("mustChunk", &[P::Int, P::Any], None, chunk),
+    spec("slice", &[P::Any], Some(P::Any), slice).shallow(),
+    spec("mustSlice", &[P::Any], Some(P::Any), slice).shallow(),
+    spec("chunk", &[P::Int, P::Any], None, chunk).shallow(),
+    spec("mustChunk", &[P::Int, P::Any], None, chunk).shallow(),
     spec("until", &[P::Int], None, |_, a| {
         let n = int_arg(&a[0]);
         Ok(ints(until_step(0, n, if n < 0 { -1 } else { 1 })))

@@ -85,6 +85,20 @@ pub(crate) struct FuncSpec {
     /// The type of a trailing `...T` parameter.
     pub variadic: Option<P>,
     pub f: fn(&Cx<'_>, &[Value]) -> FnResult,
+    /// The function reads only the top level of its arguments (their keys,
+    /// length, emptiness, type) and reads anything deeper through the map
+    /// overlay, so its arguments need not be resolved all the way down
+    /// (which costs the size of the value: `include "x" $` would walk the
+    /// whole root context, files included). See `maps`.
+    pub shallow: bool,
+}
+
+impl FuncSpec {
+    /// This function with [`FuncSpec::shallow`] set.
+    pub(crate) const fn shallow(mut self) -> Self {
+        self.shallow = true;
+        self
+    }
 }
 
 /// Shorthand for the specs tables of the family modules.
@@ -99,6 +113,7 @@ pub(crate) const fn spec(
         params,
         variadic,
         f,
+        shallow: false,
     }
 }
 
