@@ -10,7 +10,8 @@ use crate::config::RenderArgs;
 use crate::contract::TenantId;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
-use crate::release::manifest::{documents, install_cmp};
+use crate::release::Manifest;
+use crate::release::manifest::{Document, documents, install_cmp};
 use crate::release::render::goyaml::load;
 use crate::release::{Capabilities, Chart, ReleaseInfo, release_values, render};
 
@@ -76,12 +77,21 @@ pub fn output(args: &RenderArgs) -> Result<String, Error> {
     let rendered = render(&chart, &values, &release, &Capabilities::default())
         .map_err(|e| Error::Setup(e.to_string()))?;
     let docs = documents(&rendered).map_err(|e| Error::Setup(e.to_string()))?;
-    let (hooks, mut objects): (Vec<_>, Vec<_>) = docs.into_iter().partition(|(m, _)| m.is_hook());
+    // As `helm template` prints them: the manifests in install order, then
+    // the hooks. A document of comments only is a manifest of no kind to
+    // Helm: after every known kind, before other unknown ones.
+    let no_kind = |d: &Document| Manifest {
+        template: d.template.clone(),
+        object: Value::Object(Map::new()),
+    };
+    let (hooks, mut objects): (Vec<_>, Vec<_>) = docs
+        .iter()
+        .map(|d| (d.manifest.clone().unwrap_or_else(|| no_kind(d)), d))
+        .partition(|(m, _)| m.is_hook());
     objects.sort_by(|a, b| install_cmp(&a.0, &b.0));
     let mut out = String::new();
-    // As `helm template`: the manifests in install order, then the hooks.
-    for (m, text) in objects.iter().chain(hooks.iter()) {
-        let _ = write!(out, "---\n# Source: {}\n{text}\n", m.template);
+    for (_, d) in objects.iter().chain(hooks.iter()) {
+        let _ = write!(out, "---\n# Source: {}\n{}\n", d.template, d.text);
     }
     Ok(out)
 }
@@ -94,4 +104,44 @@ pub fn run(args: &RenderArgs) -> Result<(), Error> {
     let out = output(args)?;
     print!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_comment_only_documents_where_helm_template_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("Chart.yaml", "apiVersion: v2\nname: t\nversion: 1.0.0\n");
+        write(
+            "templates/a.yaml",
+            "# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        );
+        write(
+            "templates/b.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: b\n",
+        );
+        let args = RenderArgs {
+            tenant: "acme".into(),
+            chart: dir.path().to_owned(),
+            plan: None,
+            app_version: None,
+            values: None,
+            namespace_prefix: "tenant-".into(),
+            plans: None,
+        };
+        // Known kinds, then the document of no kind, then other kinds.
+        assert_eq!(
+            output(&args).unwrap(),
+            "---\n# Source: t/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n\
+             ---\n# Source: t/templates/a.yaml\n# only a comment\n\
+             ---\n# Source: t/templates/b.yaml\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: b\n"
+        );
+    }
 }

@@ -98,42 +98,64 @@ pub(crate) fn split_documents(text: &str) -> Vec<String> {
 /// A document that is not YAML, or not a mapping, naming the template and
 /// the document's index.
 pub fn manifests(rendered: &BTreeMap<String, String>) -> Result<Vec<Manifest>, ManifestError> {
-    Ok(documents(rendered)?.into_iter().map(|(m, _)| m).collect())
+    Ok(documents(rendered)?
+        .into_iter()
+        .filter_map(|d| d.manifest)
+        .collect())
 }
 
-/// [`manifests`], each with the text of its document (what `helm template`
-/// prints).
+/// One document of a rendered template, as `helm template` prints it.
+pub(crate) struct Document {
+    /// The template (`<chart>/templates/<path>`).
+    pub template: String,
+    /// The document's text, trimmed.
+    pub text: String,
+    /// Its object; `None` for a document of comments only, which Helm
+    /// keeps in its output and in the release's manifest (as a manifest of
+    /// no kind) but which holds nothing to apply.
+    pub manifest: Option<Manifest>,
+}
+
+/// Every document of rendered templates, comment-only ones included, in
+/// template-name order then document order (see [`manifests`]).
+///
+/// # Errors
+/// As [`manifests`].
 pub(crate) fn documents(
     rendered: &BTreeMap<String, String>,
-) -> Result<Vec<(Manifest, String)>, ManifestError> {
+) -> Result<Vec<Document>, ManifestError> {
     let mut out = Vec::new();
     for (template, text) in rendered {
         let base = template.rsplit('/').next().unwrap_or(template);
         if base.starts_with('_') || template.ends_with("/NOTES.txt") {
             continue;
         }
-        for (index, doc) in split_documents(text).iter().enumerate() {
+        for (index, doc) in split_documents(text).into_iter().enumerate() {
             let err = |message: String| ManifestError {
                 template: template.clone(),
                 index,
                 message,
             };
-            let node = load::load_first(doc).map_err(|e| err(format!("YAML parse error: {e}")))?;
-            let Some(node) = node else { continue };
-            match load::to_json(&node).map_err(err)? {
-                object @ Value::Object(_) => out.push((
-                    Manifest {
+            let node = load::load_first(&doc).map_err(|e| err(format!("YAML parse error: {e}")))?;
+            let manifest = match node {
+                None => None,
+                Some(node) => match load::to_json(&node).map_err(err)? {
+                    object @ Value::Object(_) => Some(Manifest {
                         template: template.clone(),
                         object,
-                    },
-                    doc.clone(),
-                )),
-                other => {
-                    return Err(err(format!(
-                        "not a Kubernetes object (a mapping), but {other}"
-                    )));
-                }
-            }
+                    }),
+                    other => {
+                        return Err(err(format!(
+                            "not a Kubernetes object (a mapping), but {other}"
+                        )));
+                    }
+                },
+            };
+            out.push(Document {
+                template: template.clone(),
+                text: doc,
+                manifest,
+            });
         }
     }
     Ok(out)

@@ -26,6 +26,7 @@ pub(crate) mod maps;
 pub(crate) mod objects;
 mod rewrite;
 pub(crate) mod semver;
+mod source;
 pub(crate) mod state;
 
 use objects::{Kind, Objects};
@@ -483,7 +484,7 @@ fn render_here(
     for (_, p) in &parsed {
         names.extend(p.defines.iter().map(|d| d.name.to_string()));
     }
-    let mut template = gotmpl::Template::new("gotpl")
+    let mut template = gotmpl::Template::new(TEMPLATE_SET_NAME)
         .missing_key(MissingKey::ZeroValue)
         .funcs(state.internal_funcs());
     let mut seen = HashSet::new();
@@ -552,6 +553,10 @@ fn render_here(
     Ok(out)
 }
 
+/// The name of the template set (Helm's `template.New("gotpl")`), which is
+/// also the name of every `tpl` text.
+pub(crate) const TEMPLATE_SET_NAME: &str = "gotpl";
+
 /// Why `tpl` failed.
 pub(crate) enum TplError {
     Parse(ParseError),
@@ -560,9 +565,8 @@ pub(crate) enum TplError {
     Other(String),
 }
 
-/// Helm's `tpl`: `src` parsed as a template named `name` (the calling
-/// template's name) in a copy of the chart's template set, and executed
-/// with `vals`.
+/// Helm's `tpl`: `src` parsed as a template named `name` in a copy of the
+/// chart's template set, and executed with `vals`.
 pub(crate) fn run_tpl(
     state: &Arc<State>,
     name: &str,

@@ -59,7 +59,8 @@ fn parse_error(file: &str, e: TemplateError) -> ParseError {
 
 /// Parses one template source; `file` names it in errors.
 pub(crate) fn parse(file: &str, src: &str) -> Result<Parsed, ParseError> {
-    let (tree, defines) = Parser::with_name(Some(file), src, "{{", "}}")
+    let src = super::source::as_go_reads_it(src);
+    let (tree, defines) = Parser::with_name(Some(file), &src, "{{", "}}")
         .and_then(Parser::parse)
         .map_err(|e| parse_error(file, e))?;
     let mut seen = HashSet::new();

@@ -119,9 +119,15 @@ fn dict(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     Ok(map_value(m))
 }
 
-/// mergo's merge of `src` into the map `dst` (by identity, in place): keys
-/// missing from `dst`, or holding an empty value there, are set from `src`
-/// (all keys when `overwrite`); maps on both sides merge deeply.
+/// mergo's `Merge` of `src` into the map `dst` (by identity, in place), as
+/// Sprig calls it (`WithOverride` for `mergeOverwrite`), key by key:
+/// - a nil in `src` sets nil only when overwriting;
+/// - maps on both sides merge deeply (into `dst`'s map), and `dst` keeps its
+///   map unless that is still empty afterwards;
+/// - a list in `src` replaces `dst`'s value when overwriting, else only a
+///   missing or empty one (mergo replaces slices, it never appends);
+/// - anything else replaces `dst`'s value when overwriting, else only a
+///   missing or empty one.
 fn merge_into(cx: &Cx<'_>, dst: &Value, src: &Value, overwrite: bool) -> Value {
     let mut d = map_arg(&cx.state.maps.current(dst));
     for (k, sv) in map_arg(&cx.state.maps.current(src)) {
@@ -135,14 +141,14 @@ fn merge_into(cx: &Cx<'_>, dst: &Value, src: &Value, overwrite: bool) -> Value {
         if let (Value::Map(_), Some(dvm @ Value::Map(_))) = (&sv, &dv) {
             merge_into(cx, dvm, &sv, overwrite);
         }
+        // Emptiness is judged after the deep merge, as mergo judges the map
+        // it merged into.
         let dv = dv.map(|v| cx.state.maps.current(&v));
-        if let Some(dv) = &dv
-            && !is_empty(cx.objects(), dv)
-            && (matches!(sv, Value::List(_)) || matches!((&sv, dv), (Value::Map(_), Value::Map(_))))
-        {
+        let dst_empty = dv.as_ref().is_none_or(|v| is_empty(cx.objects(), v));
+        if !dst_empty && matches!((&sv, &dv), (Value::Map(_), Some(Value::Map(_)))) {
             continue;
         }
-        if overwrite || dv.as_ref().is_none_or(|v| is_empty(cx.objects(), v)) {
+        if overwrite || dst_empty {
             d.insert(k, sv);
         }
     }

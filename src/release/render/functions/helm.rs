@@ -127,33 +127,23 @@ fn include(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     }
 }
 
+/// Helm v4's `tpl`: the text parsed as a template named after the template
+/// set (`gotpl`, whatever the calling file), in a copy of the chart's
+/// templates, and executed with `vals` (any value: Helm v4 no longer reads
+/// `.Template` from it).
 fn tpl(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     let src = str_arg(&a[0]);
     let vals = &a[1];
-    let field = |path: &str| -> Result<String, FnError> {
-        cx.state
-            .maps
-            .current(vals.field("Template").unwrap_or(&Value::Nil))
-            .field(path)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                FnError::Call(format!(
-                    "cannot retrieve Template.{path} from values inside tpl function: {src}"
-                ))
-            })
-    };
-    let name = field("Name")?;
-    field("BasePath")?;
+    let name = crate::release::render::TEMPLATE_SET_NAME;
     if crate::release::render::stack_used() > crate::release::render::STACK_BUDGET {
         return Err(FnError::Call(format!("{name}: tpl nested too deep")));
     }
     let wrap = |inner: String| format!("error during tpl function execution for {src:?}: {inner}");
-    let out = crate::release::render::run_tpl(cx.state, &name, src, vals).map_err(|e| match e {
-        crate::release::render::TplError::Parse(p) => FnError::Call(wrap(format!(
-            "parse error at ({}:{}): {}",
+    let out = crate::release::render::run_tpl(cx.state, name, src, vals).map_err(|e| match e {
+        crate::release::render::TplError::Parse(p) => FnError::Call(format!(
+            "cannot parse template {src:?}: template: {}:{}: {}",
             p.file, p.line, p.message
-        ))),
+        )),
         crate::release::render::TplError::Nested => FnError::Nested {
             prefix: wrap(String::new()),
         },
