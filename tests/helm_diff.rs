@@ -27,6 +27,9 @@ use tenant_worker::release::{
     Capabilities, Chart, ReleaseInfo, RenderError, RenderErrorKind, manifests, merge_values, render,
 };
 
+#[path = "helm_diff/shared_maps.rs"]
+mod shared_maps;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -422,6 +425,65 @@ fn fixture_charts_exercise_every_function_family_as_helm_does() {
         json!({"annotations": {"checksum": null, "new": "1.0"}}),
     ));
     run_cases(&cases);
+}
+
+/// Renders `case` with our renderer from a chart loaded once, `runs`
+/// times in each of `threads` threads at once; every rendering must be
+/// `want`.
+fn render_repeatedly(c: &Case, want: &BTreeMap<String, String>, threads: usize, runs: usize) {
+    let chart = Chart::load(&c.chart).unwrap_or_else(|e| panic!("case {}: {e}", c.name));
+    let values = merge_values(&chart.values, &c.plan, &c.overrides);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for run in 0..runs {
+                    let got = render(&chart, &values, &c.release, &Capabilities::default())
+                        .unwrap_or_else(|e| panic!("{}: run {run} failed: {e}", c.name));
+                    if &got != want {
+                        let diffs = compare(&c.name, want, &got);
+                        panic!(
+                            "{}: run {run} rendered something else:\n{}",
+                            c.name,
+                            diffs.join("\n")
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The property of `shared_maps`: generated charts that change and share
+/// maps in every way Go templates can render as Helm renders them, and the
+/// same in every one of many renderings in 8 threads at once; so does the
+/// `shared-maps` fixture chart (built like public charts that assemble
+/// objects from files with helpers, `tpl`, `mergeOverwrite` and `deepCopy`),
+/// 104 times.
+#[test]
+fn charts_that_change_shared_maps_render_as_helm_every_time_in_many_threads() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut cases = vec![case(
+        "shared-maps fixture",
+        &fixture("shared-maps"),
+        json!({}),
+        json!({}),
+    )];
+    for seed in 1..=150 {
+        let chart = dir.path().join(format!("generated-{seed}"));
+        shared_maps::write_chart(seed, &chart);
+        cases.push(case(
+            &format!("generated chart {seed}"),
+            &chart,
+            json!({}),
+            json!({}),
+        ));
+    }
+    run_cases(&cases);
+    for (i, c) in cases.iter().enumerate() {
+        let first = ours(c).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let runs = if i == 0 { 13 } else { 3 };
+        render_repeatedly(c, &first, 8, runs);
+    }
 }
 
 #[test]
