@@ -15,7 +15,9 @@ pub mod values;
 
 pub use chart::{Chart, ChartError, ChartMetadata};
 pub use manifest::{Manifest, ManifestError, manifests, sort_for_install};
-pub use render::{Capabilities, ReleaseInfo, RenderError, RenderErrorKind, render};
+pub use render::{
+    Capabilities, ReleaseInfo, RenderBudget, RenderError, RenderErrorKind, render, render_within,
+};
 pub use values::{
     ReleaseValues, ValuesError, check_overridable, merge_values, release_values, set_path,
     validate_against_schema,

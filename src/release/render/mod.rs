@@ -17,6 +17,7 @@ use gotmpl::{MissingKey, Value};
 
 use super::chart::{Chart, ChartMetadata};
 
+mod budget;
 pub(crate) mod files;
 pub(crate) mod functions;
 pub(crate) mod gofmt;
@@ -29,6 +30,7 @@ pub(crate) mod semver;
 mod source;
 pub(crate) mod state;
 
+pub use budget::RenderBudget;
 use objects::{Kind, Objects};
 use rewrite::{ParseError, Rewriter};
 use state::{Failure, State};
@@ -296,7 +298,8 @@ pub(crate) fn stack_used() -> usize {
 /// engine does (`<no value>` removed).
 ///
 /// Renders on a dedicated thread (deep `include` recursion needs stack), so
-/// call it from blocking code (`spawn_blocking` in async code).
+/// call it from blocking code (`spawn_blocking` in async code). Spends at
+/// most the default [`RenderBudget`]; see [`render_within`].
 ///
 /// # Errors
 /// The first template that does not parse (all are parsed before any runs),
@@ -307,11 +310,27 @@ pub fn render(
     release: &ReleaseInfo,
     caps: &Capabilities,
 ) -> Result<BTreeMap<String, String>, RenderError> {
+    render_within(chart, values, release, caps, RenderBudget::default())
+}
+
+/// [`render`] within `budget`: a chart that would spend more time or output
+/// stops with an error at the template and line it had reached.
+///
+/// # Errors
+/// As [`render`], and a [`RenderErrorKind::Execution`] error saying which
+/// limit of `budget` the chart reached.
+pub fn render_within(
+    chart: &Chart,
+    values: &serde_json::Value,
+    release: &ReleaseInfo,
+    caps: &Capabilities,
+    budget: RenderBudget,
+) -> Result<BTreeMap<String, String>, RenderError> {
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("chart-render".into())
             .stack_size(RENDER_STACK)
-            .spawn_scoped(scope, || render_here(chart, values, release, caps))
+            .spawn_scoped(scope, || render_here(chart, values, release, caps, budget))
             .map_err(|e| {
                 RenderError::unlocated(
                     &chart.metadata.name,
@@ -458,12 +477,13 @@ fn render_here(
     values: &serde_json::Value,
     release: &ReleaseInfo,
     caps: &Capabilities,
+    budget: RenderBudget,
 ) -> Result<BTreeMap<String, String>, RenderError> {
     STACK_TOP.with(|t| t.set(stack_address()));
     let objects = Objects::default();
     let files = files::files_value(&objects, &chart.files);
     let caps_v = capabilities_value(&objects, caps);
-    let state = Arc::new(State::new(objects));
+    let state = Arc::new(State::new(objects, budget));
 
     let sources: BTreeMap<&str, &str> = chart
         .templates

@@ -241,7 +241,25 @@ impl<'a> Rewriter<'a> {
         if binds_dot {
             self.dots.pop();
         }
-        let body = body?;
+        let mut body = body?;
+        if kind == BranchKind::Range {
+            // Every iteration is counted against the render's budget (time,
+            // and the text it prints: see `budget`).
+            let site = self.site(b.pos, "range".into(), SiteKind::Tick(text_bytes(&body)));
+            let tick = PipeNode {
+                pos: b.pos,
+                decl: Vec::new(),
+                commands: vec![Self::cmd(b.pos, "__tick", vec![site])],
+                is_assign: false,
+            };
+            body.nodes.insert(
+                0,
+                Node::Action(gotmpl::parse::ActionNode {
+                    pos: b.pos,
+                    pipe: tick,
+                }),
+            );
+        }
         let else_body = match b.else_body {
             Some(e) => Some(self.list(e)?),
             None => None,
@@ -469,6 +487,22 @@ impl<'a> Rewriter<'a> {
             other => other,
         })
     }
+}
+
+/// The literal text of `list` and of the branches in it, not counting nested
+/// `range` bodies (their iterations count their own).
+fn text_bytes(list: &ListNode) -> usize {
+    list.nodes
+        .iter()
+        .map(|n| match n {
+            Node::Text(t) => t.text.len(),
+            Node::List(l) => text_bytes(l),
+            Node::If(b) | Node::With(b) => {
+                text_bytes(&b.body) + b.else_body.as_ref().map_or(0, text_bytes)
+            }
+            _ => 0,
+        })
+        .sum()
 }
 
 #[derive(PartialEq, Clone, Copy)]

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use gotmpl::{TemplateError, Value};
 
+use super::budget::{RenderBudget, Spending};
 use super::functions::{Cx, FnError, FuncSpec, P};
 use super::gofmt;
 use super::maps::MapOverlay;
@@ -59,6 +60,9 @@ pub(crate) enum SiteKind {
         base_nil_errors: bool,
     },
     Range,
+    /// The start of an iteration of a `range` body whose literal text (not
+    /// counting nested `range`s) is this many bytes.
+    Tick(usize),
     Fail(String),
 }
 
@@ -94,6 +98,7 @@ pub(crate) struct Failure {
 pub(crate) struct State {
     pub objects: Objects,
     pub maps: MapOverlay,
+    spending: Spending,
     sites: RwLock<Vec<Arc<Site>>>,
     template: RwLock<Option<Arc<gotmpl::Template>>>,
     failure: Mutex<Option<Failure>>,
@@ -109,10 +114,11 @@ fn internal_error() -> TemplateError {
 }
 
 impl State {
-    pub(crate) fn new(objects: Objects) -> Self {
+    pub(crate) fn new(objects: Objects, budget: RenderBudget) -> Self {
         State {
             objects,
             maps: MapOverlay::default(),
+            spending: Spending::start(budget),
             sites: RwLock::new(Vec::new()),
             template: RwLock::new(None),
             failure: Mutex::new(None),
@@ -237,12 +243,19 @@ impl State {
     pub(crate) fn internal_funcs(self: &Arc<Self>) -> gotmpl::FuncMap {
         let mut m = gotmpl::FuncMap::new();
         type Internal = fn(&Arc<State>, &[Value]) -> gotmpl::Result<Value>;
-        let entries: [(&str, Internal); 6] = [
+        let entries: [(&str, Internal); 7] = [
             ("__call", State::call),
             ("__field", State::field),
             ("__print", |st, a| {
-                Ok(print_value(st, a.first().unwrap_or(&Value::Nil)))
+                let printed = print_value(st, a.first().unwrap_or(&Value::Nil));
+                let len = printed.as_str().map_or(0, str::len);
+                st.spending
+                    .check_time()
+                    .and_then(|()| st.spending.spend_output(len))
+                    .map_err(TemplateError::Exec)?;
+                Ok(printed)
             }),
+            ("__tick", State::tick),
             ("__range", State::range),
             // `if`, `with`, `template`, `and`/`or` look at the top level only
             // (truthiness, the new dot); deeper reads go through the overlay.
@@ -278,6 +291,7 @@ impl State {
         else {
             return Err(internal_error());
         };
+        self.within_budget(&site, Spending::check_time)?;
         // What a function sees of a shared map: the current version of each
         // argument, and of everything inside it unless the function reads
         // only the top level (and reads deeper values through the overlay).
@@ -327,7 +341,10 @@ impl State {
             site: &site,
         };
         match (func.f)(&cx, &vals) {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                self.within_budget(&site, |s| s.check_value(shallow_size(&v)))?;
+                Ok(v)
+            }
             Err(FnError::Call(msg)) => Err(self.fail(
                 &site,
                 &site.loc,
@@ -407,6 +424,7 @@ impl State {
         else {
             return Err(internal_error());
         };
+        self.within_budget(&site, Spending::check_time)?;
         let mut recv = self.maps.current(args.get(1).unwrap_or(&Value::Nil));
         let extra: Vec<Value> = args
             .get(2..)
@@ -564,6 +582,7 @@ impl State {
             .first()
             .and_then(|a| self.site(a))
             .ok_or_else(internal_error)?;
+        self.within_budget(&site, Spending::check_time)?;
         let v = self.maps.current(args.last().unwrap_or(&Value::Nil));
         match &v {
             // An invalid value ranges over nothing, as in Go.
@@ -584,6 +603,38 @@ impl State {
                 ))
             }
         }
+    }
+
+    /// Records the budget's refusal at `site`, if `check` refuses.
+    fn within_budget(
+        &self,
+        site: &Site,
+        check: impl FnOnce(&Spending) -> Result<(), String>,
+    ) -> gotmpl::Result<()> {
+        check(&self.spending).map_err(|msg| {
+            self.fail(
+                site,
+                &site.loc,
+                &site.context,
+                String::new(),
+                Some((msg, false)),
+            )
+        })
+    }
+
+    /// The start of one iteration of a `range` body: time, and the body's text.
+    fn tick(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = args
+            .first()
+            .and_then(|a| self.site(a))
+            .ok_or_else(internal_error)?;
+        let SiteKind::Tick(text) = site.kind else {
+            return Err(internal_error());
+        };
+        self.within_budget(&site, |s| {
+            s.check_time().and_then(|()| s.spend_output(text))
+        })?;
+        Ok(Value::String("".into()))
     }
 
     fn fail_site(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
@@ -611,5 +662,16 @@ fn print_value(st: &State, v: &Value) -> Value {
         Value::Nil => Value::String("<no value>".into()),
         Value::String(_) => v,
         other => Value::String(gofmt::to_v(&st.objects, other).into()),
+    }
+}
+
+/// The size of a value at its top level, in bytes as far as the budget is
+/// concerned: a string's length, eight bytes per item of a list or map.
+fn shallow_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::List(l) => l.len().saturating_mul(8),
+        Value::Map(m) => m.len().saturating_mul(8),
+        _ => 0,
     }
 }

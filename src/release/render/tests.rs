@@ -354,3 +354,94 @@ fn default_capabilities_offer_the_kinds_charts_use() {
     }
     assert_eq!(caps.kube_version, "v1.36.0");
 }
+
+/// Renders `template` within `budget`, with a self-recursive define.
+fn render_budgeted(
+    template: &str,
+    budget: super::RenderBudget,
+) -> (Result<String, super::RenderError>, std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: t\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("templates/x.txt"), template).unwrap();
+    std::fs::write(
+        dir.path().join("templates/_boom.tpl"),
+        "{{ define \"t.boom\" }}{{ if gt (int .) 0 }}{{ include \"t.boom\" (sub (int .) 1) }}{{ include \"t.boom\" (sub (int .) 1) }}{{ end }}{{ end }}",
+    )
+    .unwrap();
+    let chart = Chart::load(dir.path()).unwrap();
+    let release = ReleaseInfo {
+        name: "rel".into(),
+        namespace: "ns".into(),
+        revision: 1,
+        is_install: true,
+        is_upgrade: false,
+    };
+    let started = std::time::Instant::now();
+    let out = super::render_within(
+        &chart,
+        &json!({}),
+        &release,
+        &Capabilities::default(),
+        budget,
+    )
+    .map(|mut m| m.remove("t/templates/x.txt").unwrap_or_default());
+    (out, started.elapsed())
+}
+
+#[test]
+fn a_chart_that_would_render_for_ever_or_explode_is_stopped_where_it_was() {
+    let budget = super::RenderBudget {
+        timeout: std::time::Duration::from_millis(500),
+        max_output_bytes: 1 << 20,
+    };
+    let cases = [
+        // Exponential recursion through include: time.
+        (
+            "{{ include \"t.boom\" 40 }}",
+            "longer than the render budget of 500ms",
+            1,
+        ),
+        // Text alone, printed by nested loops: output.
+        (
+            "a\n{{ range until 100000 }}{{ range until 100000 }}xxxxxxxxxx{{ end }}{{ end }}",
+            "the chart's output grew past the render budget of 1 MiB",
+            2,
+        ),
+        // Printed values: output.
+        (
+            "{{ range until 2000 }}{{ range until 2000 }}{{ . }}{{ end }}{{ end }}",
+            "the chart's output grew past the render budget of 1 MiB",
+            1,
+        ),
+        // A string that doubles: one value.
+        (
+            "{{ $s := \"x\" }}\n\n{{ range until 64 }}{{ $s = cat $s $s }}{{ end }}{{ len $s }}",
+            "a value the template built grew past the render budget of 1 MiB",
+            3,
+        ),
+    ];
+    for (template, message, line) in cases {
+        let (out, took) = render_budgeted(template, budget);
+        let e = out.expect_err(template);
+        assert!(e.to_string().contains(message), "{template}: {e}");
+        assert_eq!(e.template, "t/templates/x.txt", "{template}: {e}");
+        if line > 1 {
+            assert_eq!(e.line, Some(line), "{template}: {e}");
+        }
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{template}: took {took:?}"
+        );
+    }
+    // The same templates with less to do render within the same budget.
+    let (out, _) = render_budgeted(
+        "{{ include \"t.boom\" 5 }}{{ range until 100 }}x{{ end }}",
+        budget,
+    );
+    assert_eq!(out.unwrap(), "x".repeat(100));
+}
