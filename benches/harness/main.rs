@@ -18,6 +18,8 @@
 //! - `status [--tenants 1000,10000] [--runs 5] [--revisions 1]`: wall time and
 //!   peak RSS of the real `tenant-worker status` binary (table and `--json`)
 //!   with N records in KV `tenant_state`; budget 1 s per run.
+//! - `render [--charts DIR,...] [--runs 30]`: chart render time beside Helm
+//!   v4's own renderer (helm-python-sdk); budget: within 5× of Helm.
 //!
 //! Adding one: a module with its `Args` struct and a function returning a
 //! [`common::Report`], using [`common::BenchEnv`] and the helpers beside it.
@@ -30,6 +32,7 @@
 mod common;
 mod growth;
 mod lifecycle;
+mod render;
 mod status;
 
 use std::process::ExitCode;
@@ -38,6 +41,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use growth::GrowthBench;
 use lifecycle::LifecycleBench;
+use render::RenderBench;
 use status::StatusBench;
 
 #[derive(Parser)]
@@ -65,6 +69,9 @@ enum Benchmark {
     /// `tenant-worker status` (table and --json) with N records in KV
     /// tenant_state: wall time per run, printed rows, peak RSS; budget 1 s.
     Status(StatusBench),
+    /// Chart render time beside Helm v4's own renderer (helm-python-sdk);
+    /// budget: within 5× of Helm on every chart.
+    Render(RenderBench),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
             defaults("lifecycle"),
             defaults("growth"),
             defaults("status"),
+            defaults("render"),
         ],
         None => {
             println!("{}", Cli::command().render_help());
@@ -97,6 +105,7 @@ fn main() -> ExitCode {
             Benchmark::Lifecycle(args) => lifecycle::lifecycle_bench(&args),
             Benchmark::Growth(args) => growth::growth_bench(&args),
             Benchmark::Status(args) => status::status_bench(&args),
+            Benchmark::Render(args) => render::render_bench(&args),
         };
         match result {
             Ok(report) => {

@@ -12,12 +12,16 @@ Requests (every key but "mode" as the mode needs):
       -> {"ok": the chart's defaults coalesced with values}
   {"mode": "create", "name", "dir"}
       -> {"ok": "<path of the scaffolded chart>"} (what `helm create` writes)
+  {"mode": "time", "chart_dir", "runs", and render's keys}
+      -> {"ok": [seconds of each render]} (the chart loaded once; for the
+         benchmark harness's `render`)
 
 Uses the helm-python-sdk package (scripts/install-helm-sdk.sh installs it).
 """
 
 import json
 import sys
+import time
 
 from helm_python.chart import Chart
 
@@ -31,14 +35,25 @@ def handle(req):
     with Chart.load(req["chart_dir"]) as chart:
         if mode == "merge":
             return chart.merge_values(req.get("values") or {})
-        return chart.render(
-            req.get("values") or {},
-            name=req.get("name", "release"),
-            namespace=req.get("namespace", "default"),
-            revision=req.get("revision", 1),
-            is_install=req.get("is_install", True),
-            is_upgrade=req.get("is_upgrade", False),
-        )
+        if mode == "time":
+            times = []
+            for _ in range(req.get("runs", 10)):
+                start = time.perf_counter()
+                render(chart, req)
+                times.append(time.perf_counter() - start)
+            return times
+        return render(chart, req)
+
+
+def render(chart, req):
+    return chart.render(
+        req.get("values") or {},
+        name=req.get("name", "release"),
+        namespace=req.get("namespace", "default"),
+        revision=req.get("revision", 1),
+        is_install=req.get("is_install", True),
+        is_upgrade=req.get("is_upgrade", False),
+    )
 
 
 def main():
