@@ -140,9 +140,15 @@ fn request(c: &Case) -> Value {
     })
 }
 
-fn ours(c: &Case) -> Result<BTreeMap<String, String>, RenderError> {
+/// The case's chart, loaded, and its values as the worker merges them.
+fn chart_and_values(c: &Case) -> (Chart, Value) {
     let chart = Chart::load(&c.chart).unwrap_or_else(|e| panic!("case {}: {e}", c.name));
     let values = merge_values(&chart.values, &c.plan, &c.overrides);
+    (chart, values)
+}
+
+fn ours(c: &Case) -> Result<BTreeMap<String, String>, RenderError> {
+    let (chart, values) = chart_and_values(c);
     render(&chart, &values, &c.release, &Capabilities::default())
 }
 
@@ -431,8 +437,7 @@ fn fixture_charts_exercise_every_function_family_as_helm_does() {
 /// times in each of `threads` threads at once; every rendering must be
 /// `want`.
 fn render_repeatedly(c: &Case, want: &BTreeMap<String, String>, threads: usize, runs: usize) {
-    let chart = Chart::load(&c.chart).unwrap_or_else(|e| panic!("case {}: {e}", c.name));
-    let values = merge_values(&chart.values, &c.plan, &c.overrides);
+    let (chart, values) = chart_and_values(c);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {

@@ -34,6 +34,15 @@ impl Program {
         format!("$c{}", self.rng.usize(..BOXES))
     }
 
+    /// Two leaves or two boxes: what may merge into or copy over the other.
+    fn pair(&mut self) -> (String, String) {
+        if self.rng.bool() {
+            (self.leaf(), self.leaf())
+        } else {
+            (self.boxed(), self.boxed())
+        }
+    }
+
     fn scalar(&mut self) -> String {
         match self.rng.u8(..4) {
             0 => self.rng.i64(-3..20).to_string(),
@@ -89,22 +98,12 @@ impl Program {
             }
             6 | 7 => {
                 let f = ["merge", "mergeOverwrite"][self.rng.usize(..2)];
-                if self.rng.bool() {
-                    let (a, b) = (self.leaf(), self.leaf());
-                    format!("{{{{- $_ := {f} {a} {b} }}}}")
-                } else {
-                    let (a, b) = (self.boxed(), self.boxed());
-                    format!("{{{{- $_ := {f} {a} {b} }}}}")
-                }
+                let (a, b) = self.pair();
+                format!("{{{{- $_ := {f} {a} {b} }}}}")
             }
             8 => {
-                if self.rng.bool() {
-                    let (a, b) = (self.leaf(), self.leaf());
-                    format!("{{{{- {a} = deepCopy {b} }}}}")
-                } else {
-                    let (a, b) = (self.boxed(), self.boxed());
-                    format!("{{{{- {a} = deepCopy {b} }}}}")
-                }
+                let (a, b) = self.pair();
+                format!("{{{{- {a} = deepCopy {b} }}}}")
             }
             9 => {
                 let (l, k, v) = (self.leaf(), self.leaf_key(), self.scalar());

@@ -585,14 +585,10 @@ pub(crate) enum TplError {
     Other(String),
 }
 
-/// Helm's `tpl`: `src` parsed as a template named `name` in a copy of the
-/// chart's template set, and executed with `vals`.
-pub(crate) fn run_tpl(
-    state: &Arc<State>,
-    name: &str,
-    src: &str,
-    vals: &Value,
-) -> Result<String, TplError> {
+/// Helm v4's `tpl`: `src` parsed as a template named [`TEMPLATE_SET_NAME`]
+/// in a copy of the chart's template set, and executed with `vals`.
+pub(crate) fn run_tpl(state: &Arc<State>, src: &str, vals: &Value) -> Result<String, TplError> {
+    let name = TEMPLATE_SET_NAME;
     let base = state
         .template()
         .ok_or_else(|| TplError::Other("templates are not ready".into()))?;

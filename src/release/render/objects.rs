@@ -102,11 +102,12 @@ impl Objects {
 
     /// The Go type `v` stands for, if it was registered.
     pub(crate) fn kind(&self, v: &Value) -> Option<Kind> {
-        let kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
-        if kinds.is_empty() {
-            return None;
-        }
-        kinds.get(&Alloc::of(v)?).copied()
+        let a = Alloc::of(v)?;
+        self.kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a)
+            .copied()
     }
 
     /// The text of a `[]byte` value (lossy for bytes that are not UTF-8).

@@ -151,16 +151,26 @@ impl<'a> Rewriter<'a> {
         CommandNode { pos, args }
     }
 
-    fn pipe_of(pos: Pos, cmd: CommandNode) -> Expr {
-        Expr::Pipe(
+    /// A pipeline of `commands` that declares nothing.
+    fn pipeline(pos: Pos, commands: Vec<CommandNode>) -> PipeNode {
+        PipeNode {
             pos,
-            PipeNode {
-                pos,
-                decl: Vec::new(),
-                commands: vec![cmd],
-                is_assign: false,
-            },
-        )
+            decl: Vec::new(),
+            commands,
+            is_assign: false,
+        }
+    }
+
+    fn pipe_of(pos: Pos, cmd: CommandNode) -> Expr {
+        Expr::Pipe(pos, Self::pipeline(pos, vec![cmd]))
+    }
+
+    /// An action that runs one command and prints its result.
+    fn action(pos: Pos, cmd: CommandNode) -> Node {
+        Node::Action(gotmpl::parse::ActionNode {
+            pos,
+            pipe: Self::pipeline(pos, vec![cmd]),
+        })
     }
 
     pub(crate) fn list(&mut self, list: ListNode) -> R<ListNode> {
@@ -196,13 +206,7 @@ impl<'a> Rewriter<'a> {
                         context,
                         SiteKind::Fail(format!("template {:?} not defined", t.name.as_str())),
                     );
-                    let pipe = PipeNode {
-                        pos: t.pos,
-                        decl: Vec::new(),
-                        commands: vec![Self::cmd(t.pos, "__fail", vec![site])],
-                        is_assign: false,
-                    };
-                    return Ok(Node::Action(gotmpl::parse::ActionNode { pos: t.pos, pipe }));
+                    return Ok(Self::action(t.pos, Self::cmd(t.pos, "__fail", vec![site])));
                 }
                 if let Some(p) = t.pipe.take() {
                     let mut p = self.pipe(p, false)?;
@@ -246,18 +250,9 @@ impl<'a> Rewriter<'a> {
             // Every iteration is counted against the render's budget (time,
             // and the text it prints: see `budget`).
             let site = self.site(b.pos, "range".into(), SiteKind::Tick(text_bytes(&body)));
-            let tick = PipeNode {
-                pos: b.pos,
-                decl: Vec::new(),
-                commands: vec![Self::cmd(b.pos, "__tick", vec![site])],
-                is_assign: false,
-            };
             body.nodes.insert(
                 0,
-                Node::Action(gotmpl::parse::ActionNode {
-                    pos: b.pos,
-                    pipe: tick,
-                }),
+                Self::action(b.pos, Self::cmd(b.pos, "__tick", vec![site])),
             );
         }
         let else_body = match b.else_body {
@@ -341,18 +336,16 @@ impl<'a> Rewriter<'a> {
                     all.push(match e {
                         Expr::Variable(p, ..) | Expr::Dot(p) => Expr::Pipe(
                             p,
-                            PipeNode {
-                                pos: p,
-                                decl: Vec::new(),
-                                commands: vec![
+                            Self::pipeline(
+                                p,
+                                vec![
                                     CommandNode {
                                         pos: p,
                                         args: vec![e],
                                     },
                                     Self::cmd(p, "__resolve", Vec::new()),
                                 ],
-                                is_assign: false,
-                            },
+                            ),
                         ),
                         other => other,
                     });

@@ -132,13 +132,19 @@ impl State {
         (sites.len() - 1) as i64
     }
 
-    fn site(&self, id: &Value) -> Option<Arc<Site>> {
-        let i = usize::try_from(id.as_int()?).ok()?;
+    /// The site named by an internal function's first argument.
+    fn site_of(&self, args: &[Value]) -> gotmpl::Result<Arc<Site>> {
+        let i = args
+            .first()
+            .and_then(Value::as_int)
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(internal_error)?;
         self.sites
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(i)
             .cloned()
+            .ok_or_else(internal_error)
     }
 
     pub(crate) fn set_template(&self, t: gotmpl::Template) {
@@ -278,10 +284,7 @@ impl State {
     }
 
     fn call(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
-        let site = args
-            .first()
-            .and_then(|a| self.site(a))
-            .ok_or_else(internal_error)?;
+        let site = self.site_of(args)?;
         let SiteKind::Call {
             func,
             args: infos,
@@ -412,10 +415,7 @@ impl State {
     }
 
     fn field(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
-        let site = args
-            .first()
-            .and_then(|a| self.site(a))
-            .ok_or_else(internal_error)?;
+        let site = self.site_of(args)?;
         let SiteKind::Field {
             fields,
             base_nil_errors,
@@ -444,13 +444,7 @@ impl State {
             ) {
                 Ok(v) => recv = self.maps.current(&v),
                 Err(msg) => {
-                    return Err(self.fail(
-                        &site,
-                        &site.loc,
-                        &site.context,
-                        String::new(),
-                        Some((msg, false)),
-                    ));
+                    return Err(self.fail_at(&site, msg));
                 }
             }
         }
@@ -578,10 +572,7 @@ impl State {
     }
 
     fn range(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
-        let site = args
-            .first()
-            .and_then(|a| self.site(a))
-            .ok_or_else(internal_error)?;
+        let site = self.site_of(args)?;
         self.within_budget(&site, Spending::check_time)?;
         let v = self.maps.current(args.last().unwrap_or(&Value::Nil));
         match &v {
@@ -594,15 +585,21 @@ impl State {
                     "range can't iterate over {}",
                     gofmt::to_v(&self.objects, other)
                 );
-                Err(self.fail(
-                    &site,
-                    &site.loc,
-                    &site.context,
-                    String::new(),
-                    Some((msg, false)),
-                ))
+                Err(self.fail_at(&site, msg))
             }
         }
+    }
+
+    /// Records `message` as a failure at `site` itself (no nested frame)
+    /// and returns the error that stops gotmpl.
+    fn fail_at(&self, site: &Site, message: String) -> TemplateError {
+        self.fail(
+            site,
+            &site.loc,
+            &site.context,
+            String::new(),
+            Some((message, false)),
+        )
     }
 
     /// Records the budget's refusal at `site`, if `check` refuses.
@@ -611,23 +608,12 @@ impl State {
         site: &Site,
         check: impl FnOnce(&Spending) -> Result<(), String>,
     ) -> gotmpl::Result<()> {
-        check(&self.spending).map_err(|msg| {
-            self.fail(
-                site,
-                &site.loc,
-                &site.context,
-                String::new(),
-                Some((msg, false)),
-            )
-        })
+        check(&self.spending).map_err(|msg| self.fail_at(site, msg))
     }
 
     /// The start of one iteration of a `range` body: time, and the body's text.
     fn tick(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
-        let site = args
-            .first()
-            .and_then(|a| self.site(a))
-            .ok_or_else(internal_error)?;
+        let site = self.site_of(args)?;
         let SiteKind::Tick(text) = site.kind else {
             return Err(internal_error());
         };
@@ -638,20 +624,11 @@ impl State {
     }
 
     fn fail_site(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
-        let site = args
-            .first()
-            .and_then(|a| self.site(a))
-            .ok_or_else(internal_error)?;
+        let site = self.site_of(args)?;
         let SiteKind::Fail(msg) = &site.kind else {
             return Err(internal_error());
         };
-        Err(self.fail(
-            &site,
-            &site.loc,
-            &site.context,
-            String::new(),
-            Some((msg.clone(), false)),
-        ))
+        Err(self.fail_at(&site, msg.clone()))
     }
 }
 

@@ -134,12 +134,14 @@ fn include(cx: &Cx<'_>, a: &[Value]) -> FnResult {
 fn tpl(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     let src = str_arg(&a[0]);
     let vals = &a[1];
-    let name = crate::release::render::TEMPLATE_SET_NAME;
     if crate::release::render::stack_used() > crate::release::render::STACK_BUDGET {
-        return Err(FnError::Call(format!("{name}: tpl nested too deep")));
+        return Err(FnError::Call(format!(
+            "{}: tpl nested too deep",
+            crate::release::render::TEMPLATE_SET_NAME
+        )));
     }
     let wrap = |inner: String| format!("error during tpl function execution for {src:?}: {inner}");
-    let out = crate::release::render::run_tpl(cx.state, name, src, vals).map_err(|e| match e {
+    let out = crate::release::render::run_tpl(cx.state, src, vals).map_err(|e| match e {
         crate::release::render::TplError::Parse(p) => FnError::Call(format!(
             "cannot parse template {src:?}: template: {}:{}: {}",
             p.file, p.line, p.message
