@@ -3,7 +3,7 @@
 //! Each benchmark starts its own `nats-server -js` (a free port, a temporary
 //! store), creates the worker's topology with the library, seeds what it
 //! needs, measures, and prints a Markdown report on stdout (progress goes to
-//! stderr) that can be pasted into the README. A benchmark with a budget exits
+//! stderr) that can be pasted into docs/benchmarks.md. A benchmark with a budget exits
 //! with status 1 when the budget is missed, after printing its report.
 //!
 //! Benchmarks:
