@@ -188,10 +188,12 @@ impl<'a> Rewriter<'a> {
         Ok(match node {
             Node::Action(mut a) => {
                 let prints = a.pipe.decl.is_empty();
+                let context = pipe_string(&a.pipe);
                 a.pipe = self.pipe(a.pipe, false)?;
                 if prints {
                     let pos = a.pipe.pos;
-                    a.pipe.commands.push(Self::cmd(pos, "__print", Vec::new()));
+                    let site = self.site(pos, context, SiteKind::Print);
+                    a.pipe.commands.push(Self::cmd(pos, "__print", vec![site]));
                 }
                 Node::Action(a)
             }

@@ -60,6 +60,8 @@ pub(crate) enum SiteKind {
         base_nil_errors: bool,
     },
     Range,
+    /// An action whose value is printed.
+    Print,
     /// The start of an iteration of a `range` body whose literal text (not
     /// counting nested `range`s) is this many bytes.
     Tick(usize),
@@ -252,15 +254,7 @@ impl State {
         let entries: [(&str, Internal); 7] = [
             ("__call", State::call),
             ("__field", State::field),
-            ("__print", |st, a| {
-                let printed = print_value(st, a.first().unwrap_or(&Value::Nil));
-                let len = printed.as_str().map_or(0, str::len);
-                st.spending
-                    .check_time()
-                    .and_then(|()| st.spending.spend_output(len))
-                    .map_err(TemplateError::Exec)?;
-                Ok(printed)
-            }),
+            ("__print", State::print),
             ("__tick", State::tick),
             ("__range", State::range),
             // `if`, `with`, `template`, `and`/`or` look at the top level only
@@ -609,6 +603,16 @@ impl State {
         check: impl FnOnce(&Spending) -> Result<(), String>,
     ) -> gotmpl::Result<()> {
         check(&self.spending).map_err(|msg| self.fail_at(site, msg))
+    }
+
+    /// What an action prints (its site, then the value), counted against
+    /// the budget.
+    fn print(self: &Arc<Self>, args: &[Value]) -> gotmpl::Result<Value> {
+        let site = self.site_of(args)?;
+        let printed = print_value(self, args.get(1).unwrap_or(&Value::Nil));
+        let len = printed.as_str().map_or(0, str::len);
+        self.within_budget(&site, |s| s.check_time().and_then(|()| s.spend_output(len)))?;
+        Ok(printed)
     }
 
     /// The start of one iteration of a `range` body: time, and the body's text.

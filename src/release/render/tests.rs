@@ -414,9 +414,9 @@ fn a_chart_that_would_render_for_ever_or_explode_is_stopped_where_it_was() {
         ),
         // Printed values: output.
         (
-            "{{ range until 2000 }}{{ range until 2000 }}{{ . }}{{ end }}{{ end }}",
+            "{{ range until 2000 }}\n{{ range until 2000 }}{{ . }}{{ end }}{{ end }}",
             "the chart's output grew past the render budget of 1 MiB",
-            1,
+            2,
         ),
         // A string that doubles: one value.
         (
