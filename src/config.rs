@@ -89,15 +89,24 @@ pub enum Command {
     /// Takes the workers' settings (same flags and environment variables).
     /// Progress is drawn on stderr when it is a terminal.
     Replay(ReplayArgs),
-    /// Render the chart for a tenant offline, as the worker would install it,
-    /// and print the manifests like `helm template` (no NATS, no cluster).
+    /// Render the chart for a tenant as the worker would install it, and print
+    /// the manifests like `helm template` (no NATS; no cluster unless
+    /// --kubeconfig).
     ///
     /// Values, lowest first: the chart's values.yaml, the plan's `values` (with
     /// the application version at the catalogue's app_version_value path),
-    /// --values. The manifests are printed in Helm's install order, hooks last,
+    /// --values. The chart's `kubeVersion` is checked before rendering, as Helm
+    /// checks it.
+    /// The manifests are printed in Helm's install order, hooks last,
     /// each as `---`, `# Source: <template>` and the document; NOTES.txt is not
     /// printed. On any error nothing is printed on stdout, the exit code is 1,
     /// and stderr says what is wrong and where (file and line for templates).
+    ///
+    /// `.Capabilities` are those of `helm template` (Kubernetes v1.36.0 and
+    /// Helm's built-in API versions), or, with --kubeconfig, the cluster's own
+    /// (its version and every group version and `group/version/Kind` it
+    /// serves, as the worker and `helm install` read them); --kube-version
+    /// replaces the version and --api-versions adds to the list either way.
     Render(RenderArgs),
 }
 
@@ -692,6 +701,32 @@ pub struct RenderArgs {
     /// Plan catalogue (YAML); the shipped k8s/plans.yaml when not given.
     #[arg(long, env = "TENANT_WORKER_PLANS")]
     pub plans: Option<PathBuf>,
+    /// Kubernetes version for `.Capabilities.KubeVersion` and the chart's
+    /// `kubeVersion` check, like `helm template --kube-version` (`1.20.2`,
+    /// `v1.20.2`); replaces the cluster's with --kubeconfig.
+    #[arg(
+        long,
+        env = "TENANT_WORKER_RENDER_KUBE_VERSION",
+        value_name = "VERSION"
+    )]
+    pub kube_version: Option<String>,
+    /// API versions added to `.Capabilities.APIVersions` (`group/version` or
+    /// `group/version/Kind`), like `helm template --api-versions`: repeat the
+    /// flag or separate them with commas. Added to the cluster's with
+    /// --kubeconfig.
+    #[arg(
+        short = 'a',
+        long,
+        env = "TENANT_WORKER_RENDER_API_VERSIONS",
+        value_name = "API_VERSION",
+        value_delimiter = ','
+    )]
+    pub api_versions: Vec<String>,
+    /// Read `.Capabilities` (version and API discovery) from this cluster
+    /// instead of Helm's offline defaults; nothing is written to it. Not
+    /// inferred from KUBECONFIG: render stays offline unless asked.
+    #[arg(long, env = "TENANT_WORKER_RENDER_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub enum Error {
     /// A check (`reconcile`, `replay`) found what it reports, or could not fix it.
     #[error("{0}")]
     Found(String),
+    /// A command could not write its output; see [`Error::is_stdout_closed`].
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// `Result` with the crate error.
@@ -51,6 +54,12 @@ impl Error {
             op,
             message: err.to_string(),
         }
+    }
+
+    /// Whether a command stopped because its reader went away (`| head`
+    /// closed the pipe): not a failure, so `main` ends quietly with status 0.
+    pub fn is_stdout_closed(&self) -> bool {
+        matches!(self, Self::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// Whether the event simply has to wait for the tenant (another saga holds
@@ -73,7 +82,11 @@ impl Error {
             | Self::TenantBusy { .. }
             | Self::SagaPending { .. }
             | Self::Interrupted => true,
-            Self::CorruptRecord { .. } | Self::Plans(_) | Self::Setup(_) | Self::Found(_) => false,
+            Self::CorruptRecord { .. }
+            | Self::Plans(_)
+            | Self::Setup(_)
+            | Self::Found(_)
+            | Self::Stdout(_) => false,
         }
     }
 
@@ -89,6 +102,7 @@ impl Error {
             Self::Cluster(ClusterError::UnknownKind { .. }) => "unknown_kind",
             Self::Cluster(ClusterError::Invalid(_)) => "invalid_object",
             Self::Cluster(ClusterError::NotReady(_)) => "not_ready",
+            Self::Cluster(ClusterError::Discovery { .. }) => "kube_discovery",
             Self::Nats { .. } => "nats",
             Self::StateConflict { .. } => "state_conflict",
             Self::TenantBusy { .. } => "tenant_busy",
@@ -98,6 +112,7 @@ impl Error {
             Self::Plans(_) => "plans",
             Self::Setup(_) => "setup",
             Self::Found(_) => "found",
+            Self::Stdout(_) => "stdout",
         }
     }
 }

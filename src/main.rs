@@ -2,6 +2,8 @@
 //! hands over to the library.
 #![forbid(unsafe_code)]
 
+use std::io::Write as _;
+
 use clap::Parser;
 use tenant_worker::commands;
 use tenant_worker::config::{Cli, Command};
@@ -57,14 +59,17 @@ async fn main() -> std::process::ExitCode {
         Command::Routes(tenant_worker::config::RoutesCommand::Rebuild(args)) => {
             commands::routes::rebuild(&args).await
         }
-        Command::Render(args) => commands::render::run(&args),
+        Command::Render(args) => commands::render::run(&args).await,
         Command::Reconcile(args) => commands::reconcile::run(&args).await,
         Command::Replay(args) => commands::replay::run(&args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader has all it wanted (`| head`): nothing went wrong.
+        Err(e) if e.is_stdout_closed() => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Not eprintln!, which panics when stderr is closed too.
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! - Logs: human-readable text or JSON lines on stderr, filtered by `RUST_LOG`
 //!   (default `info` for long-running commands, `warn` for one-shot CLI
-//!   commands, whose output is their result).
+//!   commands, whose output is their result); coloured only on a terminal and
+//!   without `NO_COLOR`.
 //! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans are exported over OTLP
 //!   (HTTP, protobuf; plain `http://`, as to a collector beside the worker: this
@@ -14,6 +15,8 @@
 //!   says. The W3C TraceContext propagator is always installed: the event span
 //!   continues the `traceparent` of the inbound NATS message, and published
 //!   events carry the trace context in their headers.
+
+use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
@@ -50,7 +53,13 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
     install_propagator();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = colour_wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let logs = match format {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
@@ -69,6 +78,13 @@ pub fn init(format: LogFormat, default_level: &str) -> TelemetryGuard {
     let traces = otel_layer(provider.tracer("tenant-worker"), exporting);
     Registry::default().with(logs).with(traces).init();
     TelemetryGuard(Some(provider))
+}
+
+/// Whether log lines may be coloured: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+/// A file, a pipe or a log collector gets plain text.
+fn colour_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The W3C TraceContext propagator, globally.
@@ -179,4 +195,19 @@ pub fn inject_current(headers: &mut async_nats::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&context, &mut HeaderInjector(headers));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_wanted;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        let set = |v: &'static str| Some(std::ffi::OsStr::new(v));
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, set("")), "an empty NO_COLOR is unset");
+        assert!(!colour_wanted(true, set("1")));
+        assert!(!colour_wanted(false, None), "a pipe or a file");
+        assert!(!colour_wanted(false, set("1")));
+    }
 }

@@ -345,3 +345,219 @@ async fn routes_rebuild_restores_the_table_from_records_and_cluster() {
         stdout(&again)
     );
 }
+
+/// `tenant-worker render <args>`, offline unless the arguments say otherwise.
+async fn render(args: &[&str]) -> Output {
+    let mut all = vec!["render"];
+    all.extend_from_slice(args);
+    cli(&all, "nats://127.0.0.1:1").await
+}
+
+fn fixture_chart(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/charts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[tokio::test]
+async fn render_checks_the_charts_kube_version_as_helm_does() {
+    let out = render(&["acme", "--plan", "standard", "--kube-version", "1.19.0"]).await;
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty(), "nothing printed");
+    assert!(
+        stderr(&out).contains(
+            "chart requires kubeVersion: >=1.20.0-0 which is incompatible with Kubernetes v1.19.0"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // 1.20 is enough; Helm's default API versions still offer policy/v1.
+    let out = render(&["acme", "--plan", "standard", "--kube-version", "v1.20.2"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("apiVersion: policy/v1\nkind: PodDisruptionBudget"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = render(&["acme", "--kube-version", "one.twenty"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--kube-version \"one.twenty\" is not a Kubernetes version"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn render_adds_api_versions_as_helm_template_does() {
+    let chart = fixture_chart("capabilities");
+    let plain = render(&["acme", "--chart", &chart]).await;
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let text = stdout(&plain);
+    assert!(!text.contains("ServiceMonitor"), "{text}");
+    assert!(text.contains("kubeVersion: \"v1.36.0\""), "{text}");
+    assert!(text.contains("hasPolicyV1: \"true\""), "{text}");
+
+    for flags in [
+        vec!["--api-versions", "monitoring.coreos.com/v1"],
+        vec!["-a", "example.com/v1", "-a", "monitoring.coreos.com/v1"],
+        vec!["--api-versions", "example.com/v1,monitoring.coreos.com/v1"],
+    ] {
+        let mut args = vec!["acme", "--chart", &chart];
+        args.extend(flags.iter().copied());
+        let out = render(&args).await;
+        assert!(out.status.success(), "{flags:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor"),
+            "{flags:?}: {text}"
+        );
+        assert!(
+            text.contains("hasPolicyV1: \"true\""),
+            "defaults kept: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn render_with_a_kubeconfig_uses_the_clusters_capabilities() {
+    let api = tenant_worker::embedded_api::EmbeddedApi::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig_yaml()).unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let chart = fixture_chart("capabilities");
+
+    let out = render(&["acme", "--chart", &chart, "--kubeconfig", kubeconfig]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "kubeVersion: \"v1.33.0-embedded\"",
+        "major: \"1\"",
+        "minor: \"33\"",
+        "hasDeploymentKind: \"true\"",
+        "hasPolicyV1: \"true\"",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(!text.contains("ServiceMonitor"), "not served: {text}");
+
+    // The flags replace the cluster's version and add to its APIs.
+    let out = render(&[
+        "acme",
+        "--chart",
+        &chart,
+        "--kubeconfig",
+        kubeconfig,
+        "--kube-version",
+        "1.30.1",
+        "--api-versions",
+        "monitoring.coreos.com/v1",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("kubeVersion: \"v1.30.1\""), "{text}");
+    assert!(text.contains("hasDeploymentKind: \"true\""), "{text}");
+    assert!(text.contains("kind: ServiceMonitor"), "{text}");
+
+    // The sample chart renders on the embedded API as on Helm's defaults.
+    let sample = ["acme", "--plan", "premium"];
+    let offline = render(&sample).await;
+    let mut on_cluster = sample.to_vec();
+    on_cluster.extend(["--kubeconfig", kubeconfig]);
+    let on_cluster = render(&on_cluster).await;
+    assert!(on_cluster.status.success(), "{}", stderr(&on_cluster));
+    assert_eq!(stdout(&on_cluster), stdout(&offline));
+    assert!(
+        stdout(&on_cluster).contains("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler")
+    );
+}
+
+/// A reader that stops after a few bytes (`| head -c 64`) ends the command
+/// quietly: no panic, no backtrace, exit status 0.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::Read;
+    // Far more output than a pipe holds (64 KiB), so the writer is still
+    // writing when the reader goes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: big\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("templates/big.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n\
+         {{- range $i := until 5000 }}\n  key{{ $i }}: {{ repeat 60 \"x\" | quote }}\n{{- end }}\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
+        .args(["render", "acme", "--chart"])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The pipe's read end is closed here.
+    assert!(head.starts_with(b"---\n# Source: big/templates/big.yaml\n"));
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Log lines to a pipe or a file are plain text: no ANSI colour codes.
+#[tokio::test]
+async fn logs_on_a_pipe_carry_no_colour_codes() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let h = Harness::start_bare(Default::default()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
+        .args([
+            "run",
+            "--nats-url",
+            &h.nats.url(),
+            "--metrics-listen",
+            "off",
+        ])
+        .arg("--kubeconfig")
+        .arg(h.kubeconfig())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    while !log.contains("tenant-worker consuming") {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("the worker logs its start in time")
+            .unwrap()
+            .expect("the worker keeps running");
+        log.push_str(&line);
+        log.push('\n');
+    }
+    child.kill().await.unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in {log:?}");
+    assert!(log.contains(" INFO "), "{log}");
+}

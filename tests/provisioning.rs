@@ -240,6 +240,51 @@ async fn unknown_plan_is_rejected_and_nothing_is_created() {
 }
 
 #[tokio::test]
+async fn a_chart_that_needs_a_newer_kubernetes_is_rejected_and_nothing_is_created() {
+    // The embedded API is Kubernetes v1.33.0-embedded; this chart asks for
+    // >=1.34.0-0, as a chart written for a newer cluster would.
+    let chart = tenant_worker::release::Chart::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts/kube-next"),
+    )
+    .unwrap();
+    let h = Harness::start_with(
+        |s| s.chart = std::sync::Arc::new(chart),
+        tenant_worker::embedded_api::EmbeddedApiConfig::default(),
+    )
+    .await;
+    h.api.requests().start();
+    let event = requested("too-new", "free");
+    h.publish(&event).await;
+    let done = h.completion("too-new", event.id).await;
+    assert_eq!(done["type"], "tenant.rejected", "{done:#}");
+    assert_eq!(done["data"]["reason"], "chart_incompatible");
+    assert_eq!(
+        done["data"]["message"],
+        "chart requires kubeVersion: >=1.34.0-0 which is incompatible with Kubernetes v1.33.0-embedded"
+    );
+    assert_matches_schema(&done);
+    assert!(
+        Api::<Namespace>::all(h.kube())
+            .get_opt("tenant-too-new")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(h.kv("tenant_routes", "too-new").await.is_none());
+    let writes: Vec<_> = h
+        .api
+        .requests()
+        .snapshot()
+        .into_iter()
+        .filter(|r| r.verb != "get" && r.verb != "list")
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing written to the cluster: {writes:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_namespace_that_is_not_ours_is_rejected_and_left_untouched() {
     let h = Harness::start().await;
     let namespaces = Api::<Namespace>::all(h.kube());

@@ -327,11 +327,12 @@ fn reject_reasons() -> Vec<RejectReason> {
         RenderFailed,
         ForbiddenObject,
         Superseded,
+        ChartIncompatible,
     ];
     for reason in &all {
         match reason {
             UnknownPlan | NamespaceNotOwned | TenantNotFound | InvalidValues | RenderFailed
-            | ForbiddenObject | Superseded => {}
+            | ForbiddenObject | Superseded | ChartIncompatible => {}
         }
     }
     all

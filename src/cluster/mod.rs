@@ -4,6 +4,7 @@
 //! so repeating it is harmless. Every delete first reads the object and checks
 //! the ownership labels: the worker never changes or deletes what it does not own.
 
+pub mod capabilities;
 pub mod drift;
 pub mod dynamic;
 pub mod objects;
@@ -51,6 +52,13 @@ pub enum ClusterError {
     Invalid(String),
     #[error("release not ready: {0}")]
     NotReady(String),
+    /// The cluster's version or API discovery could not be read (the
+    /// capabilities a chart renders with): always retried.
+    #[error("cannot read the cluster's capabilities ({what}): {}", describe(.source))]
+    Discovery {
+        what: &'static str,
+        source: kube::Error,
+    },
 }
 
 /// Whether a failed Kubernetes request can succeed if repeated: connection
@@ -70,12 +78,13 @@ pub fn is_transient_kube(e: &kube::Error) -> bool {
 }
 
 impl ClusterError {
-    /// Whether retrying later can succeed: [`is_transient_kube`], and a
-    /// namespace that is still being deleted.
+    /// Whether retrying later can succeed: [`is_transient_kube`], a
+    /// namespace that is still being deleted, and any failed discovery (a
+    /// chart is never rendered with capabilities the cluster did not state).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api(e) => is_transient_kube(e),
-            Self::NamespaceTerminating(_) => true,
+            Self::NamespaceTerminating(_) | Self::Discovery { .. } => true,
             Self::NotOwned { .. }
             | Self::NamespaceNotOwned(_)
             | Self::Config(_)
@@ -175,6 +184,7 @@ pub struct Cluster {
     namespace_prefix: String,
     retry: RetryPolicy,
     kinds: dynamic::KindCache,
+    capabilities: capabilities::CapabilitiesCache,
 }
 
 impl Cluster {
@@ -186,6 +196,7 @@ impl Cluster {
             namespace_prefix: namespace_prefix.into(),
             retry,
             kinds: dynamic::KindCache::default(),
+            capabilities: capabilities::CapabilitiesCache::default(),
         }
     }
 

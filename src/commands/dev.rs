@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
+use super::output;
 use crate::config::{DevArgs, EmbeddedApiArgs, PublishArgs, PublishKind};
 use crate::embedded_api::{self, EmbeddedApi, EmbeddedApiConfig};
 use crate::error::Error;
@@ -53,7 +54,7 @@ pub async fn run(args: DevArgs, shutdown: impl Future<Output = ()>) -> Result<()
     write_kubeconfig(&args.kubeconfig_out, &api.kubeconfig_yaml())?;
     let kubeconfig = args.kubeconfig_out.display();
     let bin = exe();
-    println!(
+    output::line(format_args!(
         "\ntenant-worker dev is running\n\
          \x20 NATS (JetStream):        {nats_url}\n\
          \x20 embedded Kubernetes API: {} (a test double: state is in memory)\n\
@@ -69,7 +70,7 @@ pub async fn run(args: DevArgs, shutdown: impl Future<Output = ()>) -> Result<()
          \x20 {bin} publish deleted acme\n\n\
          Ctrl-C stops everything.\n",
         api.url()
-    );
+    ))?;
     if args.demo {
         let url = nats_url.clone();
         let kubeconfig = kubeconfig.to_string();
@@ -104,21 +105,20 @@ async fn demo(nats_url: &str, kubeconfig: &str) -> Result<(), Error> {
     let event = super::publish::build_event(&args)?;
     let js = jetstream::new(args.nats.connect("tenant-worker-demo").await?);
     super::publish::publish_event(&js, &event).await?;
-    println!(
+    output::line(format_args!(
         "demo: published tenant.requested for tenant demo on plan standard ({})",
         event.id
-    );
+    ))?;
     let done =
         super::publish::wait_for_completion(&js, &event.subject, event.id, Duration::from_secs(30))
             .await?;
-    println!(
+    output::line(format_args!(
         "demo: {} on {}\n{}\n\
          demo: look at it with\n  kubectl --kubeconfig {kubeconfig} -n tenant-demo get resourcequota,limitrange,networkpolicy,serviceaccount,role,rolebinding\n  kubectl --kubeconfig {kubeconfig} -n tenant-demo get deployment,service,configmap,secret\n",
         done["type"].as_str().unwrap_or("?"),
         done["data"]["namespace"].as_str().unwrap_or("?"),
         serde_json::to_string_pretty(&done).expect("JSON prints")
-    );
-    Ok(())
+    ))
 }
 
 /// Runs `tenant-worker embedded-api` until `shutdown` resolves.
@@ -137,10 +137,10 @@ pub async fn embedded_api(
         .map_err(|e| Error::Setup(e.to_string()))?;
     let url = format!("http://{addr}");
     write_kubeconfig(&args.kubeconfig_out, &embedded_api::kubeconfig_yaml(&url))?;
-    println!(
+    output::line(format_args!(
         "embedded Kubernetes API (test double) on {url}; kubeconfig written to {}",
         args.kubeconfig_out.display()
-    );
+    ))?;
     let config = EmbeddedApiConfig {
         namespace_termination_delay: Duration::from_millis(args.namespace_termination_delay_ms),
         ready_delay: Duration::from_millis(args.ready_delay_ms),

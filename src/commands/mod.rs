@@ -2,6 +2,7 @@
 //! `publish`, `status`, `routes`, `render`, `reconcile` and `replay`.
 
 pub mod dev;
+pub mod output;
 pub mod publish;
 pub mod reconcile;
 pub mod render;

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::output;
 use crate::config::{PublishArgs, PublishKind};
 use crate::contract::{
     CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, STATUS_SUBJECT_PREFIX, TenantDeleted,
@@ -183,7 +184,7 @@ pub async fn run(args: &PublishArgs) -> Result<(), Error> {
     let client = args.nats.connect("tenant-worker-cli").await?;
     let js = jetstream::new(client);
     let (sequence, duplicate) = publish_event(&js, &event).await?;
-    println!(
+    output::line(format_args!(
         "published {} {} for tenant {} (stream sequence {sequence}{})",
         event.event_type,
         event.id,
@@ -193,7 +194,7 @@ pub async fn run(args: &PublishArgs) -> Result<(), Error> {
         } else {
             ""
         }
-    );
+    ))?;
     if args.wait > 0 {
         let completion = wait_for_completion(
             &js,
@@ -202,10 +203,7 @@ pub async fn run(args: &PublishArgs) -> Result<(), Error> {
             Duration::from_secs(args.wait),
         )
         .await?;
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&completion).expect("JSON prints")
-        );
+        output::line(serde_json::to_string_pretty(&completion).expect("JSON prints"))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use async_nats::jetstream;
 use serde_json::json;
 
+use super::output;
 use crate::bus::Bus;
 use crate::config::ReconcileArgs;
 use crate::contract::TenantId;
@@ -71,16 +72,23 @@ pub async fn run(args: &ReconcileArgs) -> Result<(), Error> {
         }
         None => engine.bus.state().all().await?,
     };
+    // A closed stdout does not stop the pass halfway through its repairs: it
+    // ends the command afterwards (unless drift is left, which still fails).
+    let mut printed = Ok(());
     let summary = pass(
         &engine,
         &records,
         args.apply,
-        |line| println!("{line}"),
+        |line| {
+            if printed.is_ok() {
+                printed = output::line(line);
+            }
+        },
         args.json,
     )
     .await?;
-    if !args.json {
-        println!(
+    if !args.json && printed.is_ok() {
+        printed = output::line(format_args!(
             "{} tenants checked: {} in sync, {} drifted{}, {} skipped",
             summary.checked,
             summary.in_sync,
@@ -91,11 +99,11 @@ pub async fn run(args: &ReconcileArgs) -> Result<(), Error> {
                 String::new()
             },
             summary.skipped
-        );
+        ));
     }
     let unrepaired = summary.drifted - summary.repaired;
     match (args.apply, unrepaired) {
-        (_, 0) => Ok(()),
+        (_, 0) => printed,
         (false, n) => Err(Error::Found(format!(
             "{n} tenant(s) drifted; run with --apply to repair"
         ))),

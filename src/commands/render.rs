@@ -1,11 +1,14 @@
-//! `tenant-worker render`: renders the chart for a tenant offline, with the
-//! values the worker would use, and prints the manifests as `helm template`
-//! does, so a chart can be debugged without NATS or a cluster.
+//! `tenant-worker render`: renders the chart for a tenant, with the values
+//! the worker would use, and prints the manifests as `helm template` does, so
+//! a chart can be debugged without NATS, with `helm template`'s capabilities
+//! or a cluster's (`--kubeconfig`, read only).
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use super::output;
+use crate::cluster::{Cluster, connect};
 use crate::config::RenderArgs;
 use crate::contract::TenantId;
 use crate::error::Error;
@@ -13,7 +16,10 @@ use crate::plans::PlanCatalog;
 use crate::release::Manifest;
 use crate::release::manifest::{Document, documents, install_cmp};
 use crate::release::render::goyaml::load;
-use crate::release::{Capabilities, Chart, ReleaseInfo, release_values, render};
+use crate::release::{
+    Capabilities, Chart, KubeVersion, ReleaseInfo, check_kube_version, release_values, render,
+};
+use crate::retry::RetryPolicy;
 
 /// The event-values file: YAML (JSON included), read as Helm reads `-f`.
 fn read_values(path: &std::path::Path) -> Result<Value, Error> {
@@ -28,14 +34,58 @@ fn read_values(path: &std::path::Path) -> Result<Value, Error> {
     }
 }
 
-/// The manifests `args` describe, as `helm template` prints them.
+/// The `.Capabilities` `args` ask for: `helm template`'s, or with
+/// `--kubeconfig` the cluster's; `--kube-version` replaces the version and
+/// `--api-versions` are added, as `helm template` adds them to its own.
+///
+/// # Errors
+/// [`Error::Setup`] for a `--kube-version` that is not a Kubernetes version;
+/// [`Error::Cluster`] when the kubeconfig cannot be loaded or the cluster's
+/// version and discovery cannot be read.
+pub async fn capabilities(args: &RenderArgs) -> Result<Capabilities, Error> {
+    // Checked before any cluster is asked.
+    let kube_version = match &args.kube_version {
+        Some(v) => Some(KubeVersion::parse(v).map_err(|e| {
+            Error::Setup(format!(
+                "--kube-version {v:?} is not a Kubernetes version ({e}); give one like 1.20.2 or v1.20.2"
+            ))
+        })?),
+        None => None,
+    };
+    let mut caps = match &args.kubeconfig {
+        Some(path) => {
+            let cluster = Cluster::new(
+                connect(Some(path)).await?,
+                args.namespace_prefix.clone(),
+                RetryPolicy::default(),
+            );
+            Capabilities::clone(&*cluster.capabilities().await?)
+        }
+        None => Capabilities::default(),
+    };
+    if let Some(v) = kube_version {
+        caps.kube_version = v;
+    }
+    caps.api_versions.extend(
+        args.api_versions
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned),
+    );
+    Ok(caps)
+}
+
+/// The manifests `args` describe, rendered with `caps`, as `helm template`
+/// prints them.
 ///
 /// # Errors
 /// [`Error::Setup`] naming what is wrong: the tenant id, the chart, the plan
 /// or plan file, the values file, values the plan does not allow or the
-/// chart's schema refuses, a template that fails (file and line), a
-/// rendered document that is not an object.
-pub fn output(args: &RenderArgs) -> Result<String, Error> {
+/// chart's schema refuses, a chart whose `kubeVersion` `caps` do not meet
+/// (the constraint and the version), a template that fails (file and line),
+/// a rendered document that is not an object.
+pub fn output(args: &RenderArgs, caps: &Capabilities) -> Result<String, Error> {
     let tenant = TenantId::parse(&args.tenant).map_err(|e| Error::Setup(e.to_string()))?;
     let chart = Chart::load(&args.chart)
         .map_err(|e| Error::Setup(format!("--chart {}: {e}", args.chart.display())))?;
@@ -74,8 +124,10 @@ pub fn output(args: &RenderArgs) -> Result<String, Error> {
         is_install: true,
         is_upgrade: false,
     };
-    let rendered = render(&chart, &values, &release, &Capabilities::default())
-        .map_err(|e| Error::Setup(e.to_string()))?;
+    check_kube_version(&chart.metadata, &caps.kube_version)
+        .map_err(|e| Error::Setup(format!("--chart {}: {e}", args.chart.display())))?;
+    let rendered =
+        render(&chart, &values, &release, caps).map_err(|e| Error::Setup(e.to_string()))?;
     let docs = documents(&rendered).map_err(|e| Error::Setup(e.to_string()))?;
     // As `helm template` prints them: the manifests in install order, then
     // the hooks. A document of comments only is a manifest of no kind to
@@ -99,16 +151,31 @@ pub fn output(args: &RenderArgs) -> Result<String, Error> {
 /// Runs `tenant-worker render`: prints the manifests, or nothing on error.
 ///
 /// # Errors
-/// See [`output`].
-pub fn run(args: &RenderArgs) -> Result<(), Error> {
-    let out = output(args)?;
-    print!("{out}");
-    Ok(())
+/// See [`capabilities`] and [`output`]; [`Error::Stdout`] when the manifests
+/// cannot be written.
+pub async fn run(args: &RenderArgs) -> Result<(), Error> {
+    let caps = capabilities(args).await?;
+    output::text(output(args, &caps)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(chart: &std::path::Path) -> RenderArgs {
+        RenderArgs {
+            tenant: "acme".into(),
+            chart: chart.to_owned(),
+            plan: None,
+            app_version: None,
+            values: None,
+            namespace_prefix: "tenant-".into(),
+            plans: None,
+            kube_version: None,
+            api_versions: Vec::new(),
+            kubeconfig: None,
+        }
+    }
 
     #[test]
     fn prints_comment_only_documents_where_helm_template_does() {
@@ -127,21 +194,84 @@ mod tests {
             "templates/b.yaml",
             "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: b\n",
         );
-        let args = RenderArgs {
-            tenant: "acme".into(),
-            chart: dir.path().to_owned(),
-            plan: None,
-            app_version: None,
-            values: None,
-            namespace_prefix: "tenant-".into(),
-            plans: None,
-        };
         // Known kinds, then the document of no kind, then other kinds.
         assert_eq!(
-            output(&args).unwrap(),
+            output(&args(dir.path()), &Capabilities::default()).unwrap(),
             "---\n# Source: t/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n\
              ---\n# Source: t/templates/a.yaml\n# only a comment\n\
              ---\n# Source: t/templates/b.yaml\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: b\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn flags_set_the_version_and_add_api_versions_as_helm_template_does() {
+        let mut a = args(std::path::Path::new(crate::settings::SAMPLE_CHART_DIR));
+        a.kube_version = Some("1.20.2".into());
+        a.api_versions = vec!["monitoring.coreos.com/v1".into(), "example.com/v1".into()];
+        let caps = capabilities(&a).await.unwrap();
+        assert_eq!(caps.kube_version.version(), "v1.20.2");
+        let defaults = Capabilities::default().api_versions;
+        assert_eq!(caps.api_versions[..defaults.len()], defaults[..], "kept");
+        assert_eq!(
+            caps.api_versions[defaults.len()..],
+            ["monitoring.coreos.com/v1", "example.com/v1"]
+        );
+
+        a.kube_version = Some("latest".into());
+        let e = capabilities(&a).await.unwrap_err().to_string();
+        assert!(
+            e.contains("--kube-version \"latest\" is not a Kubernetes version"),
+            "{e}"
+        );
+    }
+
+    /// The sample chart on a cluster without `autoscaling/v2` and `policy/v1`
+    /// (Kubernetes 1.20) uses their beta versions, with the same spec.
+    #[test]
+    fn the_sample_chart_gates_on_what_the_cluster_serves() {
+        let mut a = args(std::path::Path::new(crate::settings::SAMPLE_CHART_DIR));
+        a.plan = Some("premium".into());
+        let k1_20 = Capabilities {
+            kube_version: KubeVersion::reported("v1.20.2", "1", "20"),
+            api_versions: [
+                "v1",
+                "apps/v1",
+                "autoscaling/v1",
+                "autoscaling/v2beta1",
+                "autoscaling/v2beta2",
+                "networking.k8s.io/v1",
+                "policy/v1beta1",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            ..Capabilities::default()
+        };
+        let old = output(&a, &k1_20).unwrap();
+        let new = output(&a, &Capabilities::default()).unwrap();
+        assert!(old.contains("apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler"));
+        assert!(old.contains("apiVersion: policy/v1beta1\nkind: PodDisruptionBudget"));
+        assert!(new.contains("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler"));
+        assert!(new.contains("apiVersion: policy/v1\nkind: PodDisruptionBudget"));
+        assert_eq!(
+            old.replace("autoscaling/v2beta2", "autoscaling/v2")
+                .replace("policy/v1beta1", "policy/v1"),
+            new,
+            "nothing else differs"
+        );
+
+        // Kubernetes 1.19 is older than the chart's kubeVersion.
+        let e = output(
+            &a,
+            &Capabilities {
+                kube_version: KubeVersion::parse("1.19.0").unwrap(),
+                ..k1_20
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.ends_with("chart requires kubeVersion: >=1.20.0-0 which is incompatible with Kubernetes v1.19.0"),
+            "{e}"
         );
     }
 }

@@ -5,12 +5,12 @@
 //! one it holds (a stale write can never roll a gateway back).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use serde_json::json;
 
+use super::output;
 use crate::bus::Route;
 use crate::cluster::release_records::ReleaseStatus;
 use crate::cluster::{Cluster, NamespaceState};
@@ -119,7 +119,6 @@ pub async fn watch(
         return Ok(());
     }
     tokio::pin!(shutdown);
-    let mut out = std::io::stdout().lock();
     loop {
         let entry = tokio::select! {
             () = &mut shutdown => return Ok(()),
@@ -129,9 +128,9 @@ pub async fn watch(
         let entry = entry.map_err(|e| Error::nats("watch tenant_routes", e))?;
         let change = table.apply(&entry.key, entry.operation, &entry.value);
         if let Some(text) = line(&change, args.json) {
-            // A consumer reads line by line: flush each one.
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            // A consumer reads line by line: each is flushed. A consumer
+            // that goes away ends the watch.
+            output::line(text)?;
         }
         if !caught_up && entry.delta == 0 {
             caught_up = true;
@@ -232,10 +231,9 @@ pub async fn rebuild(args: &RoutesRebuildArgs) -> Result<(), Error> {
                     unchanged += 1;
                     continue;
                 }
-                println!(
-                    "{}",
-                    line(&Change::Put(tenant.to_owned(), want.clone()), false).expect("puts print")
-                );
+                output::line(
+                    line(&Change::Put(tenant.to_owned(), want.clone()), false).expect("puts print"),
+                )?;
                 if !args.dry_run {
                     let value = serde_json::to_vec(&want).expect("routes serialize");
                     routes
@@ -257,7 +255,7 @@ pub async fn rebuild(args: &RoutesRebuildArgs) -> Result<(), Error> {
         withdraw(&routes, tenant, args.dry_run).await?;
         withdrawn += 1;
     }
-    println!(
+    output::line(format_args!(
         "routes {}: {set} set, {withdrawn} withdrawn, {unchanged} unchanged ({} tenant records)",
         if args.dry_run {
             "that a rebuild would change"
@@ -265,12 +263,11 @@ pub async fn rebuild(args: &RoutesRebuildArgs) -> Result<(), Error> {
             "rebuilt"
         },
         records.len()
-    );
-    Ok(())
+    ))
 }
 
 async fn withdraw(routes: &kv::Store, tenant: &str, dry_run: bool) -> Result<(), Error> {
-    println!("- {tenant}");
+    output::line(format_args!("- {tenant}"))?;
     if !dry_run {
         routes
             .delete(tenant)

@@ -2,6 +2,7 @@
 
 use async_nats::jetstream;
 
+use super::output;
 use crate::config::StatusArgs;
 use crate::contract::{STATE_BUCKET, TenantId};
 use crate::error::Error;
@@ -41,11 +42,10 @@ pub async fn run(args: &StatusArgs) -> Result<(), Error> {
         } else {
             serde_json::to_string_pretty(&records)
         };
-        println!("{}", out.expect("records serialize"));
+        output::line(out.expect("records serialize"))
     } else {
-        print!("{}", table(&records));
+        output::text(table(&records))
     }
-    Ok(())
 }
 
 /// A human-readable table of records, one line each.

@@ -436,6 +436,9 @@ pub enum RejectReason {
     ForbiddenObject,
     /// A later event for the tenant (by stream sequence) was applied first.
     Superseded,
+    /// The chart's `kubeVersion` does not admit the cluster's Kubernetes
+    /// version (checked as Helm checks it, before rendering).
+    ChartIncompatible,
 }
 
 impl RejectReason {
@@ -448,6 +451,7 @@ impl RejectReason {
             Self::RenderFailed => "render_failed",
             Self::ForbiddenObject => "forbidden_object",
             Self::Superseded => "superseded",
+            Self::ChartIncompatible => "chart_incompatible",
         }
     }
 }

@@ -5,15 +5,18 @@
 //!
 //! The flow of a release: [`Chart::load`], [`merge_values`] (chart defaults,
 //! plan, event), [`check_overridable`] (the event only sets what the plan
-//! allows), [`validate_against_schema`], [`render()`], [`manifests`],
+//! allows), [`validate_against_schema`], [`check_kube_version`] (the chart's
+//! `kubeVersion` against the cluster's), [`render()`], [`manifests`],
 //! [`sort_for_install`].
 
 pub mod chart;
+pub mod kube_version;
 pub mod manifest;
 pub mod render;
 pub mod values;
 
 pub use chart::{Chart, ChartError, ChartMetadata};
+pub use kube_version::{IncompatibleChart, KubeVersion, check_kube_version};
 pub use manifest::{Manifest, ManifestError, manifests, sort_for_install};
 pub use render::{
     Capabilities, ReleaseInfo, RenderBudget, RenderError, RenderErrorKind, render, render_within,

@@ -1,9 +1,10 @@
 //! Preparing a tenant's release before any step runs: the values (chart
 //! defaults < plan values < the event's values, restricted to what the plan
-//! lets events override, checked against the chart's schema), the rendering,
-//! and the isolation check of every rendered object. Whatever is wrong here is
-//! the request's fault and is answered with `tenant.rejected`; nothing has been
-//! changed yet.
+//! lets events override, checked against the chart's schema), the chart's
+//! `kubeVersion` against the cluster's, the rendering with the cluster's
+//! capabilities, and the isolation check of every rendered object. Whatever
+//! is wrong here is the request's fault and is answered with
+//! `tenant.rejected`; nothing has been changed yet.
 
 use serde_json::{Map, Value};
 
@@ -18,7 +19,7 @@ use crate::contract::{RejectReason, Rejected, TenantId};
 use crate::error::Error;
 use crate::plans::Plan;
 use crate::release::{
-    Capabilities, ReleaseInfo, manifests, release_values, render, sort_for_install,
+    ReleaseInfo, check_kube_version, manifests, release_values, render, sort_for_install,
 };
 use crate::steps::release::ReleaseSpec;
 
@@ -54,13 +55,15 @@ impl Engine {
     ///
     /// # Errors
     /// `Ok(Err(rejected))` for a request that cannot be installed (values,
-    /// rendering, isolation); `Err` only for a transient cluster error while
-    /// discovering kinds.
+    /// a chart whose `kubeVersion` the cluster does not meet, rendering,
+    /// isolation); `Err` only for a transient cluster error while reading the
+    /// cluster's capabilities or discovering kinds.
     pub(super) async fn prepare_release(
         &self,
         req: ReleaseRequest<'_>,
     ) -> Result<Result<ReleaseSpec, Rejected>, Error> {
         let chart = &self.chart;
+        let caps = self.cluster.capabilities().await?;
         let values = match release_values(
             chart,
             &req.plan.values,
@@ -76,6 +79,13 @@ impl Engine {
                 )));
             }
         };
+        // Where `helm install` checks it: after the values, before rendering.
+        if let Err(e) = check_kube_version(&chart.metadata, &caps.kube_version) {
+            return Ok(Err(rejected(
+                RejectReason::ChartIncompatible,
+                e.to_string(),
+            )));
+        }
         let info = ReleaseInfo {
             name: req.tenant.to_string(),
             namespace: req.namespace.to_owned(),
@@ -83,7 +93,7 @@ impl Engine {
             is_install: !req.is_upgrade,
             is_upgrade: req.is_upgrade,
         };
-        let rendered = match render(chart, &values.values, &info, &Capabilities::default()) {
+        let rendered = match render(chart, &values.values, &info, &caps) {
             Ok(rendered) => rendered,
             Err(e) => return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string()))),
         };

@@ -46,6 +46,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use self::fold::{Folded, Live};
+use super::output;
 use super::reconcile::tool_engine;
 use crate::cluster::NamespaceState;
 use crate::config::ReplayArgs;
@@ -171,9 +172,9 @@ pub async fn run(args: &ReplayArgs) -> Result<(), Error> {
     }
     for plan in &plans {
         if args.json {
-            println!("{}", serde_json::to_string(plan).expect("plans serialize"));
+            output::line(serde_json::to_string(plan).expect("plans serialize"))?;
         } else if plan.action != Action::InSync {
-            println!("{}", describe(plan));
+            output::line(describe(plan))?;
         }
     }
     let count = |a: Action| plans.iter().filter(|p| p.action == a).count();
@@ -580,7 +581,7 @@ async fn apply(
                 )
             }
         };
-        progress.suspend(|| println!("{line}"));
+        progress.suspend(|| output::line(line))?;
     }
     progress.finish_and_clear();
     if failed.is_empty() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use gotmpl::{MissingKey, Value};
 
 use super::chart::{Chart, ChartMetadata};
+use super::kube_version::KubeVersion;
 
 mod budget;
 pub(crate) mod files;
@@ -55,16 +56,22 @@ pub struct ReleaseInfo {
 /// [`Capabilities::default`] is what Helm v4.2 uses without a cluster
 /// (`helm template`): Kubernetes v1.36.0 and the API group versions of
 /// Helm's built-in scheme, so that charts render here exactly as there.
+/// `crate::cluster::Cluster::capabilities` reads a cluster's, as
+/// `helm install` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
-    /// `.Capabilities.KubeVersion.Version`, like `v1.36.0`.
-    pub kube_version: String,
+    /// `.Capabilities.KubeVersion`.
+    pub kube_version: KubeVersion,
     /// `.Capabilities.APIVersions`: group versions (`apps/v1`), and
     /// `group/version/Kind` entries when a cluster reports them.
     pub api_versions: Vec<String>,
     /// `.Capabilities.HelmVersion.Version`.
     pub helm_version: String,
 }
+
+/// `.Capabilities.HelmVersion.KubeClientVersion`: the client-go Helm v4.2
+/// is built with (v0.36, which Helm names v1.36), whatever the cluster.
+const KUBE_CLIENT_VERSION: &str = "v1.36";
 
 /// The group versions Helm v4.2 offers when it has no cluster: client-go's
 /// scheme and the apiextensions groups, in Helm's order.
@@ -129,23 +136,13 @@ const DEFAULT_API_VERSIONS: &[&str] = &[
 impl Default for Capabilities {
     fn default() -> Self {
         Capabilities {
-            kube_version: "v1.36.0".into(),
+            kube_version: KubeVersion::parse("v1.36.0").expect("a Kubernetes version"),
             api_versions: DEFAULT_API_VERSIONS
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
             helm_version: "v4.2.3".into(),
         }
-    }
-}
-
-impl Capabilities {
-    fn kube_parts(&self) -> (String, String) {
-        let v = semver::Version::parse(&self.kube_version).ok();
-        (
-            v.as_ref().map_or_else(String::new, |v| v.major.to_string()),
-            v.as_ref().map_or_else(String::new, |v| v.minor.to_string()),
-        )
     }
 }
 
@@ -415,12 +412,11 @@ fn chart_value(m: &ChartMetadata) -> Value {
 }
 
 fn capabilities_value(objects: &Objects, caps: &Capabilities) -> Value {
-    let (major, minor) = caps.kube_parts();
     let kube = objects.register(
         map_v(vec![
-            ("Version", str_v(&caps.kube_version)),
-            ("Major", str_v(&major)),
-            ("Minor", str_v(&minor)),
+            ("Version", str_v(caps.kube_version.version())),
+            ("Major", str_v(caps.kube_version.major())),
+            ("Minor", str_v(caps.kube_version.minor())),
         ]),
         Kind::KubeVersion,
     );
@@ -428,14 +424,13 @@ fn capabilities_value(objects: &Objects, caps: &Capabilities) -> Value {
         list_v(caps.api_versions.iter().map(|a| str_v(a)).collect()),
         Kind::ApiVersions,
     );
-    let client = format!("v{major}.{minor}");
     let helm = objects.register(
         map_v(vec![
             ("Version", str_v(&caps.helm_version)),
             ("GitCommit", str_v("")),
             ("GitTreeState", str_v("")),
             ("GoVersion", str_v("")),
-            ("KubeClientVersion", str_v(&client)),
+            ("KubeClientVersion", str_v(KUBE_CLIENT_VERSION)),
         ]),
         Kind::HelmVersion,
     );

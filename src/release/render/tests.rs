@@ -352,7 +352,7 @@ fn default_capabilities_offer_the_kinds_charts_use() {
             "{gv} missing from the default capabilities"
         );
     }
-    assert_eq!(caps.kube_version, "v1.36.0");
+    assert_eq!(caps.kube_version.version(), "v1.36.0");
 }
 
 /// Renders `template` within `budget`, with a self-recursive define.
