@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tenant_worker::cluster::release_records::{Release, ReleaseStatus, decode};
@@ -20,25 +20,74 @@ use tenant_worker::contract::TENANT_LABEL;
 
 use super::PATIENCE;
 
+/// The objects of kind `K` matching `selector`; none when the cluster does
+/// not serve `K`'s version (e.g. `policy/v1` on Kubernetes 1.20).
 async fn list<K>(kube: &kube::Client, selector: &str) -> Vec<String>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    Api::<K>::all(kube.clone())
-        .list(&ListParams::default().labels(selector))
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}/{}",
-                K::kind(&()),
+    served(
+        Api::<K>::all(kube.clone())
+            .list(&ListParams::default().labels(selector))
+            .await,
+    )
+    .iter()
+    .map(|o| {
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            o.namespace().unwrap_or_default(),
+            o.name_any()
+        )
+    })
+    .collect()
+}
+
+/// The items of a list, or none when the cluster does not serve the kind.
+fn served<K: Clone>(list: kube::Result<kube::core::ObjectList<K>>) -> Vec<K> {
+    match list {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(e) => panic!("list: {e}"),
+    }
+}
+
+/// The kinds a release can hold in versions that clusters older than the
+/// typed API (1.33) serve instead: `(group, version, kind, plural)`.
+const OLDER_VERSIONS: &[(&str, &str, &str, &str)] = &[
+    (
+        "policy",
+        "v1beta1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    ),
+    (
+        "autoscaling",
+        "v2beta2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    ),
+];
+
+/// Objects of [`OLDER_VERSIONS`] matching `selector`, as (tenant label,
+/// `Kind/namespace/name`).
+async fn list_older_versions(kube: &kube::Client, selector: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (group, version, kind, plural) in OLDER_VERSIONS {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api = Api::<DynamicObject>::all_with(kube.clone(), &resource);
+        for o in served(api.list(&ListParams::default().labels(selector)).await) {
+            let tenant = o.labels().get(TENANT_LABEL).cloned().unwrap_or_default();
+            let name = format!(
+                "{kind}/{}/{}",
                 o.namespace().unwrap_or_default(),
                 o.name_any()
-            )
-        })
-        .collect()
+            );
+            out.push((tenant, name));
+        }
+    }
+    out
 }
 
 /// Every object in the cluster labelled for `tenant` (the isolation objects
@@ -61,7 +110,15 @@ pub async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     all.extend(list::<Ingress>(kube, &selector).await);
     all.extend(list::<HorizontalPodAutoscaler>(kube, &selector).await);
     all.extend(list::<PodDisruptionBudget>(kube, &selector).await);
+    all.extend(
+        list_older_versions(kube, &selector)
+            .await
+            .into_iter()
+            .map(|(_, name)| name),
+    );
+    // A cluster serving both versions of a kind lists its objects twice.
     all.sort();
+    all.dedup();
     all
 }
 
@@ -69,12 +126,11 @@ async fn list_labelled<K>(kube: &kube::Client, out: &mut BTreeMap<String, Vec<St
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    for o in Api::<K>::all(kube.clone())
-        .list(&ListParams::default().labels(TENANT_LABEL))
-        .await
-        .expect("list")
-        .items
-    {
+    for o in served(
+        Api::<K>::all(kube.clone())
+            .list(&ListParams::default().labels(TENANT_LABEL))
+            .await,
+    ) {
         let tenant = o.labels()[TENANT_LABEL].clone();
         out.entry(tenant).or_default().push(format!(
             "{}/{}/{}",
@@ -106,8 +162,12 @@ pub async fn objects_by_tenant(kube: &kube::Client) -> BTreeMap<String, Vec<Stri
     list_labelled::<Ingress>(kube, &mut all).await;
     list_labelled::<HorizontalPodAutoscaler>(kube, &mut all).await;
     list_labelled::<PodDisruptionBudget>(kube, &mut all).await;
+    for (tenant, name) in list_older_versions(kube, TENANT_LABEL).await {
+        all.entry(tenant).or_default().push(name);
+    }
     for objects in all.values_mut() {
         objects.sort();
+        objects.dedup();
     }
     all
 }

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod intents;
 pub mod process;
+pub mod real_cluster;
 
 use std::time::Duration;
 
@@ -27,14 +28,33 @@ use tokio::task::JoinHandle;
 /// How long a test waits for something the worker should do.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A test's own NATS server with JetStream, and what a test asks of it:
+/// publish events, wait for completions, read streams and buckets.
+pub struct EventStreams {
+    pub nats: NatsServer,
+    pub js: jetstream::Context,
+    /// The NATS store, and kubeconfigs and logs of worker processes.
+    pub dir: tempfile::TempDir,
+}
+
 /// A running worker with its NATS server and embedded API.
 pub struct Harness {
-    pub nats: NatsServer,
+    pub streams: EventStreams,
     pub api: EmbeddedApi,
-    pub js: jetstream::Context,
     worker: Option<(JoinHandle<tenant_worker::Result<()>>, oneshot::Sender<()>)>,
-    /// Kubeconfig for worker processes, their logs, and the NATS store.
-    pub dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = EventStreams;
+    fn deref(&self) -> &EventStreams {
+        &self.streams
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut EventStreams {
+        &mut self.streams
+    }
 }
 
 /// The nats-server settings of every test: payloads up to 8 MB, so that the
@@ -60,26 +80,16 @@ impl Harness {
     /// Starts NATS (its store in [`Harness::dir`], so it survives a restart)
     /// and the embedded API, with no worker: tests start worker processes.
     pub async fn start_bare(api: EmbeddedApiConfig) -> Self {
-        init_logs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let nats =
-            NatsServer::start_with_config(Some(&dir.path().join("jetstream")), Some(NATS_CONFIG))
-                .unwrap_or_else(|e| panic!("{e}"));
+        let streams = EventStreams::start().await;
         let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), api)
             .await
             .expect("embedded API starts");
-        let client = async_nats::connect(nats.url())
-            .await
-            .expect("nats connects");
-        let js = jetstream::new(client);
-        std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig_yaml())
+        std::fs::write(streams.dir.path().join("kubeconfig"), api.kubeconfig_yaml())
             .expect("kubeconfig written");
         Self {
-            nats,
+            streams,
             api,
-            js,
             worker: None,
-            dir,
         }
     }
 
@@ -107,6 +117,34 @@ impl Harness {
         self.wait_topology().await;
     }
 
+    /// Stops the worker gracefully and returns what `run` returned.
+    pub async fn stop_worker(&mut self) -> tenant_worker::Result<()> {
+        let (handle, tx) = self.worker.take().expect("a worker is running");
+        let _ = tx.send(());
+        handle.await.expect("worker task does not panic")
+    }
+
+    pub fn kube(&self) -> kube::Client {
+        self.api.client()
+    }
+}
+
+impl EventStreams {
+    /// Starts a nats-server with JetStream, its store in [`EventStreams::dir`]
+    /// (so that it survives a restart), and connects to it.
+    pub async fn start() -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nats =
+            NatsServer::start_with_config(Some(&dir.path().join("jetstream")), Some(NATS_CONFIG))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("nats connects");
+        let js = jetstream::new(client);
+        Self { nats, js, dir }
+    }
+
     /// Waits until a worker has created the streams, the consumer and the buckets.
     pub async fn wait_topology(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -125,17 +163,6 @@ impl Harness {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// Stops the worker gracefully and returns what `run` returned.
-    pub async fn stop_worker(&mut self) -> tenant_worker::Result<()> {
-        let (handle, tx) = self.worker.take().expect("a worker is running");
-        let _ = tx.send(());
-        handle.await.expect("worker task does not panic")
-    }
-
-    pub fn kube(&self) -> kube::Client {
-        self.api.client()
     }
 
     /// Publishes `event` on its subject with `Nats-Msg-Id` = its id; returns the stream sequence.
@@ -387,12 +414,23 @@ pub fn upgrade_with(
 /// Runs `tenant-worker <command> <args>` as an operator would against this
 /// harness: its NATS (`NATS_URL`) and its cluster (`--kubeconfig`).
 pub async fn operator_command(h: &Harness, command: &str, args: &[&str]) -> std::process::Output {
+    operator_command_on(&h.nats.url(), &h.kubeconfig(), command, args).await
+}
+
+/// Runs `tenant-worker <command> <args>` against NATS at `nats_url` and the
+/// cluster of `kubeconfig`.
+pub async fn operator_command_on(
+    nats_url: &str,
+    kubeconfig: &std::path::Path,
+    command: &str,
+    args: &[&str],
+) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"))
         .arg(command)
         .args(args)
         .arg("--kubeconfig")
-        .arg(h.kubeconfig())
-        .env("NATS_URL", h.nats.url())
+        .arg(kubeconfig)
+        .env("NATS_URL", nats_url)
         .env("RUST_LOG", "warn")
         .output()
         .await

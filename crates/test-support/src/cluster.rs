@@ -144,6 +144,12 @@ impl ControlPlane {
         self.local.is_some()
     }
 
+    /// The API server's process id, for a cluster started here (to read its
+    /// CPU time).
+    pub fn api_server_pid(&self) -> Option<u32> {
+        self.local.as_ref().map(|l| l.api_server_pid)
+    }
+
     /// Where the processes' logs are, for a cluster started here.
     pub fn logs(&self) -> Option<&Path> {
         self.local.as_ref().map(|l| l.logs.as_path())

@@ -14,6 +14,7 @@
 //! it.
 
 mod cluster;
+pub mod manifests;
 pub mod metrics;
 pub mod node;
 mod pki;
