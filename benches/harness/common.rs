@@ -285,27 +285,23 @@ impl BenchEnv {
         Ok(Cluster { api, kubeconfig })
     }
 
-    /// Starts `tenant-worker run` against this NATS and `cluster`.
+    /// Starts `tenant-worker run` against this NATS and the cluster of
+    /// `kubeconfig`.
     pub fn spawn_worker(
         &self,
-        cluster: &Cluster,
+        kubeconfig: &Path,
         name: &str,
         extra: &[&str],
     ) -> BenchResult<Worker> {
-        Worker::spawn(
-            &self.nats.url(),
-            &cluster.kubeconfig,
-            self.dir.path(),
-            name,
-            extra,
-        )
+        Worker::spawn(&self.nats.url(), kubeconfig, self.dir.path(), name, extra)
     }
 
     /// Starts `replicas` workers named `<prefix>-<i>` with `--concurrency
-    /// concurrency` against `cluster`, and waits until each is ready.
+    /// concurrency` against the cluster of `kubeconfig`, and waits until each
+    /// is ready.
     pub fn start_workers(
         &self,
-        cluster: &Cluster,
+        kubeconfig: &Path,
         prefix: &str,
         replicas: usize,
         concurrency: usize,
@@ -314,7 +310,7 @@ impl BenchEnv {
         let mut workers = (0..replicas)
             .map(|i| {
                 self.spawn_worker(
-                    cluster,
+                    kubeconfig,
                     &format!("{prefix}-{i}"),
                     &["--concurrency", &concurrency],
                 )

@@ -122,7 +122,7 @@ fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("growth")?;
     let mut worker = env
-        .start_workers(&cluster, "growth", 1, concurrency)?
+        .start_workers(&cluster.kubeconfig, "growth", 1, concurrency)?
         .remove(0);
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("grow", i)).collect();
     let completions = env.rt.block_on(Completions::subscribe(&env.nats.url()))?;
@@ -142,8 +142,11 @@ fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
 
     let spawned = Instant::now();
     let concurrency = concurrency.to_string();
-    let mut worker =
-        env.spawn_worker(&cluster, "growth-restart", &["--concurrency", &concurrency])?;
+    let mut worker = env.spawn_worker(
+        &cluster.kubeconfig,
+        "growth-restart",
+        &["--concurrency", &concurrency],
+    )?;
     worker.wait_ready(Duration::from_secs(60))?;
     let startup = spawned.elapsed();
 

@@ -53,16 +53,31 @@ pub struct LifecycleBench {
     /// Target: p99 latency at 50% load, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub max_p99_ms: u64,
+    /// Measure on a real API server instead of the embedded one: a fresh
+    /// control plane of the test suite (etcd, kube-apiserver and
+    /// kube-controller-manager v1.20.2 with the node stand-in; built by
+    /// scripts/install-control-plane.sh) for each run. No latency runs.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub real_cluster: bool,
+    /// Measure on the cluster of this kubeconfig (administrator's rights:
+    /// the worker's RBAC is applied and the workers run with its
+    /// ServiceAccount's token). Every run shares the cluster; tenants get
+    /// names of their own. No latency runs.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// How long a run may take before it is declared stuck.
-fn patience(events: usize) -> Duration {
+pub(crate) fn patience(events: usize) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(200) * u32::try_from(events).unwrap_or(u32::MAX)
 }
 
 pub fn lifecycle_bench(args: &LifecycleBench) -> BenchResult<Report> {
     if args.tenants == 0 || args.concurrency == 0 || args.replicas.contains(&0) {
         return Err("--tenants, --concurrency and every --replicas must be at least 1".into());
+    }
+    if args.real_cluster || args.kubeconfig.is_some() {
+        return crate::lifecycle_real::lifecycle_real(args);
     }
     let n = args.tenants;
     let mut rows = Vec::new();
@@ -288,7 +303,7 @@ fn worker_run(
 ) -> BenchResult<WorkerRun> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("api")?;
-    let mut workers = env.start_workers(&cluster, "bench", replicas, concurrency)?;
+    let mut workers = env.start_workers(&cluster.kubeconfig, "bench", replicas, concurrency)?;
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("life", i)).collect();
     let faults = cluster.api.faults().clone();
     faults.reset_request_counts();
@@ -364,7 +379,7 @@ fn worker_run(
 
 /// Publishes `events` and waits for their completions (all of type
 /// `expected`); events/s from the first publish to the last completion.
-pub async fn timed_batch(
+pub(crate) async fn timed_batch(
     env: &BenchEnv,
     completions: &Completions,
     events: Vec<Inbound>,
@@ -378,19 +393,26 @@ pub async fn timed_batch(
     Ok(rate(ids.len(), last - sent[0]))
 }
 
+/// Each tenant's objects, by tenant id.
+pub(crate) type TenantObjects = BTreeMap<String, Vec<Applied>>;
+
 /// One object to apply: its API resource and its body.
 #[derive(Clone)]
-struct Applied {
-    resource: ApiResource,
-    namespaced: bool,
-    name: String,
-    body: Value,
+pub(crate) struct Applied {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+    pub name: String,
+    pub body: Value,
 }
 
 /// Every object labelled with a tenant, by tenant, in the order the worker
 /// applies them (namespace, isolation, release), stripped to what a client
-/// sends (no status, no server-set metadata).
-async fn capture_objects(kube: &kube::Client) -> BenchResult<BTreeMap<String, Vec<Applied>>> {
+/// sends (no status, no server-set metadata). Kinds in versions the cluster
+/// does not serve are skipped; the older versions that a Kubernetes 1.20
+/// serves instead are listed too.
+pub(crate) async fn capture_objects(
+    kube: &kube::Client,
+) -> BenchResult<BTreeMap<String, Vec<Applied>>> {
     let mut out: BTreeMap<String, Vec<Applied>> = BTreeMap::new();
     let kinds: Vec<(ApiResource, bool)> = vec![
         (ApiResource::erase::<Namespace>(&()), false),
@@ -409,11 +431,21 @@ async fn capture_objects(kube: &kube::Client) -> BenchResult<BTreeMap<String, Ve
         (ApiResource::erase::<Ingress>(&()), true),
         (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
         (ApiResource::erase::<PodDisruptionBudget>(&()), true),
+        (older("policy/v1beta1", "PodDisruptionBudget"), true),
+        (
+            older("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+            true,
+        ),
     ];
     for (resource, namespaced) in kinds {
-        let list = Api::<DynamicObject>::all_with(kube.clone(), &resource)
+        let list = match Api::<DynamicObject>::all_with(kube.clone(), &resource)
             .list(&ListParams::default().labels(TENANT_LABEL))
-            .await?;
+            .await
+        {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
         for object in list.items {
             let tenant = object
                 .metadata
@@ -427,15 +459,30 @@ async fn capture_objects(kube: &kube::Client) -> BenchResult<BTreeMap<String, Ve
                 .name
                 .clone()
                 .ok_or("an object without a name")?;
-            out.entry(tenant).or_default().push(Applied {
-                resource: resource.clone(),
-                namespaced,
-                name,
-                body: client_side(&resource, &serde_json::to_value(&object)?),
-            });
+            let objects = out.entry(tenant).or_default();
+            // A cluster serving two versions of a kind lists its objects twice.
+            if !objects
+                .iter()
+                .any(|o| o.resource.kind == resource.kind && o.name == name)
+            {
+                objects.push(Applied {
+                    resource: resource.clone(),
+                    namespaced,
+                    name,
+                    body: client_side(&resource, &serde_json::to_value(&object)?),
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// The API resource of `kind` in an older `api_version` (plural: the kind
+/// in lower case, plus `s`, as for the two kinds this is used for).
+fn older(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').expect("group/version");
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
 }
 
 /// What a client sends for `object` (a list item, so without its type): its
@@ -486,51 +533,75 @@ fn bare_kube(
     env.rt.block_on(async {
         let url = cluster.api.url().parse()?;
         let kube = kube::Client::try_from(kube::Config::new(url))?;
-        let api = |o: &Applied| {
-            let ns = o.body["metadata"]["namespace"].as_str().unwrap_or_default();
-            if o.namespaced {
-                Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &o.resource)
-            } else {
-                Api::<DynamicObject>::all_with(kube.clone(), &o.resource)
-            }
-        };
-        let apply = PatchParams::apply("bench").force();
-        let (api, apply) = (&api, &apply);
-        let started = Instant::now();
         let cpu0 = cpu_of("self");
-        let mut tenants = futures::stream::iter(objects.values())
-            .map(|list| async move {
-                for o in list {
-                    api(o).patch(&o.name, apply, &Patch::Apply(&o.body)).await?;
-                }
-                Ok::<_, kube::Error>(())
-            })
-            .buffer_unordered(concurrency);
-        while let Some(r) = tenants.next().await {
-            r?;
-        }
-        let applied = rate(objects.len(), started.elapsed());
+        let applied = apply_objects(&kube, objects, concurrency).await?;
         let cpu = (cpu_of("self") - cpu0) / u32::try_from(objects.len())?;
         let requests: u64 = cluster.api.faults().request_counts().values().sum();
-        let started = Instant::now();
-        let mut tenants = futures::stream::iter(objects.values())
-            .map(|list| async move {
-                for o in list.iter().rev() {
-                    api(o).delete(&o.name, &DeleteParams::default()).await?;
-                }
-                Ok::<_, kube::Error>(())
-            })
-            .buffer_unordered(concurrency);
-        while let Some(r) = tenants.next().await {
-            r?;
-        }
         Ok(KubeLimit {
             apply: applied,
             cpu_per_tenant: cpu,
             requests_per_tenant: requests as f64 / objects.len() as f64,
-            delete: rate(objects.len(), started.elapsed()),
+            delete: delete_objects(&kube, objects, concurrency).await?,
         })
     })
+}
+
+fn api_of(kube: &kube::Client, o: &Applied) -> Api<DynamicObject> {
+    let ns = o.body["metadata"]["namespace"].as_str().unwrap_or_default();
+    if o.namespaced {
+        Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &o.resource)
+    } else {
+        Api::<DynamicObject>::all_with(kube.clone(), &o.resource)
+    }
+}
+
+/// Per tenant, applies its objects in order (server-side apply, field
+/// manager `bench`), `concurrency` tenants at a time; tenants/s.
+pub(crate) async fn apply_objects(
+    kube: &kube::Client,
+    objects: &BTreeMap<String, Vec<Applied>>,
+    concurrency: usize,
+) -> BenchResult<f64> {
+    let apply = &PatchParams::apply("bench").force();
+    let started = Instant::now();
+    let mut tenants = futures::stream::iter(objects.values())
+        .map(|list| async move {
+            for o in list {
+                api_of(kube, o)
+                    .patch(&o.name, apply, &Patch::Apply(&o.body))
+                    .await?;
+            }
+            Ok::<_, kube::Error>(())
+        })
+        .buffer_unordered(concurrency);
+    while let Some(r) = tenants.next().await {
+        r?;
+    }
+    Ok(rate(objects.len(), started.elapsed()))
+}
+
+/// Per tenant, deletes its objects in reverse order (the namespace last),
+/// `concurrency` tenants at a time; tenants/s.
+pub(crate) async fn delete_objects(
+    kube: &kube::Client,
+    objects: &BTreeMap<String, Vec<Applied>>,
+    concurrency: usize,
+) -> BenchResult<f64> {
+    let started = Instant::now();
+    let mut tenants = futures::stream::iter(objects.values())
+        .map(|list| async move {
+            for o in list.iter().rev() {
+                api_of(kube, o)
+                    .delete(&o.name, &DeleteParams::default())
+                    .await?;
+            }
+            Ok::<_, kube::Error>(())
+        })
+        .buffer_unordered(concurrency);
+    while let Some(r) = tenants.next().await {
+        r?;
+    }
+    Ok(rate(objects.len(), started.elapsed()))
 }
 
 /// One latency run.
@@ -554,7 +625,8 @@ fn latency_runs(
 ) -> BenchResult<Vec<Latency>> {
     let env = BenchEnv::start()?;
     let cluster = env.start_api("latency")?;
-    let mut workers = env.start_workers(&cluster, "latency", replicas, args.concurrency)?;
+    let mut workers =
+        env.start_workers(&cluster.kubeconfig, "latency", replicas, args.concurrency)?;
     let mut out = Vec::new();
     let mut next_tenant = 0;
     for &load in &args.loads {

@@ -11,7 +11,10 @@
 //!   and deletion throughput per replica count beside the bare async-nats and
 //!   bare kube-client limits, then publish-to-completion latency at 25, 50 and
 //!   90% of the best rate; targets: one replica at least 40% of the kube
-//!   limit, p99 at 50% load at most 100 ms.
+//!   limit, p99 at 50% load at most 100 ms. With `--real-cluster` (a fresh
+//!   control plane of the test suite per run) or `--kubeconfig FILE`, the
+//!   worker and the bare kube client on a real API server instead, with
+//!   requests counted by the API server itself (`apiserver_request_total`).
 //! - `growth [--tenants 1000,10000]`: one replica's throughput, peak RSS,
 //!   start-up and `status` time as the tenant count grows; targets: peak RSS
 //!   at most 64 MiB at 10,000, and no rate drop from the smallest count.
@@ -32,6 +35,7 @@
 mod common;
 mod growth;
 mod lifecycle;
+mod lifecycle_real;
 mod render;
 mod status;
 
