@@ -408,7 +408,10 @@ fn run(
         };
         let _ = ready.send(Ok(started));
         let node = tokio::spawn(node.run());
-        let _ = stop.await;
+        tokio::select! {
+            _ = stop => {}
+            () = watch_for_exits(&mut processes) => {}
+        }
         node.abort();
     });
     drop(runtime);
@@ -468,7 +471,9 @@ async fn boot(
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             path_arg("service-account-key-file", &pki.service_account_public_key),
             path_arg("service-account-signing-key-file", &pki.service_account_key),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            // kubeadm's default: room for a million Services (a /24 runs
+            // out at 253 tenants with one Service each).
+            "--service-cluster-ip-range=10.96.0.0/12".into(),
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,\
              DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,\
              ResourceQuota"
@@ -555,6 +560,26 @@ async fn boot(
         },
         node,
     ))
+}
+
+/// Says on stderr, with the end of its log, when a process of the cluster
+/// exits by itself: whatever the tests see next (requests refused,
+/// controllers idle) is explained there. Never returns.
+async fn watch_for_exits(processes: &mut Processes) {
+    let mut reported = vec![false; processes.0.len()];
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (process, reported) in processes.0.iter_mut().zip(&mut reported) {
+            if !*reported && let Some(status) = process.exited() {
+                *reported = true;
+                eprintln!(
+                    "control plane: {} exited ({status}); its log ends:\n{}",
+                    process.log.display(),
+                    process.log_tail()
+                );
+            }
+        }
+    }
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ControlPlaneError> {

@@ -95,7 +95,7 @@ impl Pki {
             "kubernetes".into(),
             "kubernetes.default".into(),
             "kubernetes.default.svc".into(),
-            "10.0.0.1".into(),
+            "10.96.0.1".into(),
         ])
         .map_err(|e| pki_error("serving certificate", e))?;
         serving
