@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-nats.sh
-exec cargo run --locked --quiet -- dev --demo "$@"
+exec cargo run --locked --quiet --features dev -- dev --demo "$@"

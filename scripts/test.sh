@@ -17,4 +17,4 @@ bash scripts/install-helm-sdk.sh
 if [ -z "${TENANT_WORKER_TEST_KUBECONFIG:-}" ]; then
   bash scripts/install-control-plane.sh >/dev/null
 fi
-cargo test --locked --workspace --features failpoints "$@"
+cargo test --locked --workspace --features failpoints,dev "$@"

@@ -40,9 +40,11 @@ pub enum Command {
     Run(RunArgs),
     /// Run everything locally: a child nats-server (unless --nats-url), the
     /// embedded Kubernetes API, and the worker.
+    #[cfg(feature = "dev")]
     Dev(DevArgs),
     /// Serve the embedded Kubernetes API alone (a test and demo double), so that
     /// several `run` replicas can share one.
+    #[cfg(feature = "dev")]
     EmbeddedApi(EmbeddedApiArgs),
     /// Publish a tenant lifecycle event (as billing or signup would).
     Publish(PublishArgs),
@@ -452,6 +454,7 @@ pub struct RunArgs {
     pub worker: WorkerArgs,
 }
 
+#[cfg(feature = "dev")]
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Use this NATS server instead of starting a child nats-server.
@@ -478,6 +481,7 @@ pub struct DevArgs {
     pub worker: WorkerArgs,
 }
 
+#[cfg(feature = "dev")]
 #[derive(Debug, Args)]
 pub struct EmbeddedApiArgs {
     /// Address to listen on.

@@ -37,7 +37,9 @@ async fn main() -> std::process::ExitCode {
         | Command::Routes(_)
         | Command::Reconcile(_)
         | Command::Replay(_) => "warn",
-        Command::Run(_) | Command::Dev(_) | Command::EmbeddedApi(_) => "info",
+        Command::Run(_) => "info",
+        #[cfg(feature = "dev")]
+        Command::Dev(_) | Command::EmbeddedApi(_) => "info",
     };
     let _telemetry = tenant_worker::telemetry::init(cli.log_format, default_level);
     let result = match cli.command {
@@ -49,7 +51,9 @@ async fn main() -> std::process::ExitCode {
             }
             .await
         }
+        #[cfg(feature = "dev")]
         Command::Dev(args) => commands::dev::run(args, shutdown_signal()).await,
+        #[cfg(feature = "dev")]
         Command::EmbeddedApi(args) => commands::dev::embedded_api(args, shutdown_signal()).await,
         Command::Publish(args) => commands::publish::run(&args).await,
         Command::Status(args) => commands::status::run(&args).await,

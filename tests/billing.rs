@@ -6,13 +6,13 @@ mod support;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Api;
+use kube_double::FaultRule;
 use serde_json::{Value, json};
 use support::cluster::tenant_objects;
 use support::*;
 use tenant_worker::contract::{
     CloudEvent, EventType, TenantDeleted, TenantRequested, TenantUpgraded,
 };
-use tenant_worker::embedded_api::FaultRule;
 use tenant_worker::plans::PlanCatalog;
 
 fn ts(v: &Value) -> jiff::Timestamp {

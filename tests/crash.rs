@@ -11,11 +11,11 @@ mod support;
 
 use std::time::Duration;
 
+use kube_double::{EmbeddedApiConfig, FaultRule};
 use serde_json::{Value, json};
 use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::process::{WorkerOptions, WorkerProcess};
 use support::*;
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule};
 
 /// Starts a worker that aborts at `point` and waits until it has.
 fn crashing_worker(h: &Harness, name: &str, point: &str) -> WorkerProcess {

@@ -15,11 +15,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Status;
+use kube_double::{EmbeddedApi, EmbeddedApiConfig, FaultRule, RandomFaultKind, RandomFaults};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tenant_worker::embedded_api::{
-    EmbeddedApi, EmbeddedApiConfig, FaultRule, RandomFaultKind, RandomFaults,
-};
 
 const MANAGER: &str = "tenant-worker";
 

@@ -34,6 +34,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
 use kube::api::DeleteParams;
+use kube_double::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -42,7 +43,6 @@ use tenant_worker::contract::{
     CONSUMER_NAME, DEADLETTER_STREAM, DEADLETTER_SUBJECT_PREFIX, LIFECYCLE_STREAM,
     LIFECYCLE_SUBJECT_PREFIX, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM, STATUS_SUBJECT_PREFIX,
 };
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PLANS_CONFIGMAP: &str = "k8s/worker/plans-configmap.yaml";
@@ -737,7 +737,7 @@ async fn nack_resources_are_the_topology_the_worker_creates() {
     if let Some(a) = env_value(c, "TENANT_WORKER_ACK_WAIT_SECS") {
         settings.ack_wait = Duration::from_secs(a.parse().unwrap());
     }
-    let nats = tenant_worker::nats_server::NatsServer::start(None).unwrap();
+    let nats = tenant_worker_test_support::nats_server::NatsServer::start(None).unwrap();
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     tenant_worker::bus::ensure_topology(&js, &settings)
         .await

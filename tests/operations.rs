@@ -7,8 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kube_double::FaultRule;
 use support::*;
-use tenant_worker::embedded_api::FaultRule;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `GET path` on `addr`: (status code, body).
@@ -37,7 +37,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 async fn with_endpoints() -> (Harness, SocketAddr) {
-    let port = tenant_worker::nats_server::free_port().unwrap();
+    let port = tenant_worker_test_support::nats_server::free_port().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let h = Harness::start_with(|s| s.metrics_listen = Some(addr), Default::default()).await;
     (h, addr)

@@ -249,7 +249,7 @@ async fn a_chart_that_needs_a_newer_kubernetes_is_rejected_and_nothing_is_create
     .unwrap();
     let h = Harness::start_with(
         |s| s.chart = std::sync::Arc::new(chart),
-        tenant_worker::embedded_api::EmbeddedApiConfig::default(),
+        kube_double::EmbeddedApiConfig::default(),
     )
     .await;
     h.api.requests().start();

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use kube_double::EmbeddedApiConfig;
 use serde_json::Value;
 use support::Harness;
 use support::intents::{Step, assert_converged, await_completions, interleave, script};
 use support::process::WorkerOptions;
-use tenant_worker::embedded_api::EmbeddedApiConfig;
 
 const TENANTS: usize = 300;
 /// Lease intervals `[taken, released]` per tenant from the workers' JSON logs.

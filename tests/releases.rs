@@ -11,12 +11,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 use kube::api::ListParams;
+use kube_double::{EmbeddedApiConfig, FaultRule};
 use serde_json::{Value, json};
 use support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
 use support::*;
 use tenant_worker::cluster::release_records::{RELEASE_SECRET_TYPE, ReleaseStatus};
 use tenant_worker::contract::{CloudEvent, EventType, TenantRequested};
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule};
 use tenant_worker::plans::{DEFAULT_PLANS_YAML, PlanCatalog};
 use tenant_worker::release::Chart;
 

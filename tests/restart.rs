@@ -5,10 +5,10 @@ mod support;
 
 use std::time::Duration;
 
+use kube_double::EmbeddedApiConfig;
 use support::cluster::{expected_ready_objects, tenant_objects};
 use support::process::WorkerOptions;
 use support::*;
-use tenant_worker::embedded_api::EmbeddedApiConfig;
 
 /// Publishes, retrying while the client reconnects after a server restart.
 async fn status_count(h: &Harness) -> u64 {

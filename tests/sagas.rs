@@ -11,10 +11,10 @@ use kube::Api;
 use kube::api::ListParams;
 use std::time::Duration;
 
+use kube_double::{EmbeddedApiConfig, FaultRule, RandomFaults};
 use serde_json::json;
 use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
 use support::*;
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule, RandomFaults};
 
 #[tokio::test]
 async fn a_permanent_failure_compensates_every_done_step_in_reverse() {

@@ -32,6 +32,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube_double::{EmbeddedApi, EmbeddedApiConfig};
 use serde_json::Value;
 use support::cluster::{expected_ready_objects, objects_by_tenant};
 use support::intents::{Step, event_of, expected, script};
@@ -40,8 +41,7 @@ use support::publish_until_stored;
 use tenant_worker::contract::{
     CONSUMER_NAME, DEADLETTER_STREAM, LIFECYCLE_STREAM, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM,
 };
-use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
-use tenant_worker::nats_server::NatsCluster;
+use tenant_worker_test_support::nats_server::NatsCluster;
 
 const NODES: usize = 3;
 /// How long a killed node stays down (at least; publishing goes on meanwhile).

@@ -42,6 +42,7 @@ use async_nats::HeaderMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
+use kube_double::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 use serde_json::{Value, json};
 use support::cluster::{expected_ready_objects, tenant_objects};
 use support::process::{WorkerOptions, WorkerProcess};
@@ -49,7 +50,6 @@ use support::*;
 use tenant_worker::contract::{
     DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT_HEADER, MANAGED_BY_LABEL, MANAGER, TENANT_LABEL,
 };
-use tenant_worker::embedded_api::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 use uuid::Uuid;
 
 /// The worker's limit on inbound events, passed explicitly so that the

@@ -18,11 +18,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kube_double::{EmbeddedApiConfig, RandomFaultKind, RandomFaults};
 use support::Harness;
 use support::intents::{Step, assert_converged, await_completions, interleave, script};
 use support::process::{WorkerOptions, WorkerProcess};
 use tenant_worker::contract::DEADLETTER_STREAM;
-use tenant_worker::embedded_api::{EmbeddedApiConfig, RandomFaultKind, RandomFaults};
 
 struct Form {
     tenants: usize,

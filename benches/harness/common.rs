@@ -15,11 +15,11 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
+use kube_double::{EmbeddedApi, EmbeddedApiConfig};
 use serde_json::{Value, json};
 use tenant_worker::bus::{Bus, TopologySettings, ensure_topology};
 use tenant_worker::contract::{CloudEvent, EventType, TenantDeleted, TenantId, TenantRequested};
-use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
-use tenant_worker::nats_server::{self, NatsServer};
+use tenant_worker_test_support::nats_server::{self, NatsServer};
 use uuid::Uuid;
 
 /// The `tenant-worker` binary that cargo built for this bench (release profile).

@@ -151,7 +151,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
+    use kube_double::{EmbeddedApi, EmbeddedApiConfig};
 
     async fn embedded() -> (EmbeddedApi, Cluster) {
         let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), EmbeddedApiConfig::default())

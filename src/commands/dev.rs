@@ -1,5 +1,7 @@
 //! `tenant-worker dev` and `tenant-worker embedded-api`: everything on one
-//! machine with no cluster, for trying the worker and for demos.
+//! machine with no cluster, for trying the worker and for demos. Built only
+//! with the `dev` feature (scripts/dev.sh turns it on): the embedded
+//! Kubernetes API and the nats-server launcher are not in the worker's image.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,9 +10,9 @@ use async_nats::jetstream;
 
 use super::output;
 use crate::config::{DevArgs, EmbeddedApiArgs, PublishArgs, PublishKind};
-use crate::embedded_api::{self, EmbeddedApi, EmbeddedApiConfig};
 use crate::error::Error;
-use crate::nats_server::NatsServer;
+use kube_double::{self as embedded_api, EmbeddedApi, EmbeddedApiConfig};
+use tenant_worker_test_support::nats_server::NatsServer;
 
 fn write_kubeconfig(path: &Path, text: &str) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -80,7 +82,12 @@ pub async fn run(args: DevArgs, shutdown: impl Future<Output = ()>) -> Result<()
             }
         });
     }
-    crate::worker::run(settings, api.client(), shutdown).await?;
+    crate::worker::run(
+        settings,
+        crate::cluster::client_from(api.config())?,
+        shutdown,
+    )
+    .await?;
     api.shutdown().await;
     Ok(())
 }

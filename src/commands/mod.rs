@@ -1,6 +1,8 @@
-//! The operator-facing subcommands besides `run`: `dev`, `embedded-api`,
-//! `publish`, `status`, `routes`, `render`, `reconcile` and `replay`.
+//! The operator-facing subcommands besides `run`: `publish`, `status`,
+//! `routes`, `render`, `reconcile` and `replay`; and, in builds with the
+//! `dev` feature only, `dev` and `embedded-api`.
 
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod output;
 pub mod publish;

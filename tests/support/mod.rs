@@ -14,14 +14,14 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use bytes::Bytes;
 use futures::StreamExt;
+use kube_double::{EmbeddedApi, EmbeddedApiConfig};
 use serde_json::{Value, json};
 use tenant_worker::WorkerSettings;
 use tenant_worker::contract::{
     CloudEvent, DEADLETTER_STREAM, EventType, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM,
     TenantDeleted, TenantId, TenantRequested, TenantUpgraded,
 };
-use tenant_worker::embedded_api::{EmbeddedApi, EmbeddedApiConfig};
-use tenant_worker::nats_server::NatsServer;
+use tenant_worker_test_support::nats_server::NatsServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -110,7 +110,7 @@ impl Harness {
         settings.shutdown_grace = Duration::from_secs(5);
         adjust(&mut settings);
         let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(tenant_worker::run(settings, self.api.client(), async {
+        let handle = tokio::spawn(tenant_worker::run(settings, self.kube(), async {
             let _ = rx.await;
         }));
         self.worker = Some((handle, tx));
@@ -124,8 +124,10 @@ impl Harness {
         handle.await.expect("worker task does not panic")
     }
 
+    /// A client of the embedded API built as the worker builds its own.
     pub fn kube(&self) -> kube::Client {
-        self.api.client()
+        tenant_worker::cluster::client_from(self.api.config())
+            .expect("a client of the embedded API")
     }
 }
 

@@ -1,4 +1,6 @@
-//! Real servers for tenant-worker's tests and benchmarks.
+//! Real servers for tenant-worker's tests, benchmarks and `dev` mode: a
+//! [`nats_server`] launcher (single servers and clusters), and a real
+//! Kubernetes control plane.
 //!
 //! [`ControlPlane`] is a real Kubernetes control plane on loopback: etcd,
 //! kube-apiserver (client-certificate and service-account authentication, RBAC
@@ -10,12 +12,13 @@
 //! caches them; `TENANT_WORKER_TEST_KUBECONFIG` points the same tests at
 //! any other cluster instead.
 //!
-//! This crate is for tests and benchmarks only; the worker does not depend on
-//! it.
+//! This crate is for tests, benchmarks and the `dev` feature's commands; the
+//! worker's release binary does not contain it.
 
 mod cluster;
 pub mod manifests;
 pub mod metrics;
+pub mod nats_server;
 pub mod node;
 mod pki;
 mod processes;

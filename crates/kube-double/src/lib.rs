@@ -127,16 +127,23 @@ impl EmbeddedApi {
         kubeconfig_yaml(&self.url())
     }
 
-    /// A `kube::Client` pointed at this server (plain HTTP, no TLS, no auth,
-    /// default namespace `default`), built like the worker's production
-    /// client ([`crate::cluster::client_from`]).
+    /// The `kube` configuration of this server (plain HTTP, no TLS, no
+    /// auth, default namespace `default`), for a client built the way its
+    /// user builds its own (the worker: `tenant_worker::cluster::client_from`).
+    pub fn config(&self) -> kube::Config {
+        kube::Config::new(self.url().parse().expect("url() is a valid URI"))
+    }
+
+    /// A `kube::Client` pointed at this server, for checks, without the
+    /// client's own retries: the caller sees every answer as the server gave
+    /// it (an injected 429 is a 429).
     ///
     /// # Panics
     /// Outside a tokio runtime (kube's client spawns a buffer task).
     pub fn client(&self) -> kube::Client {
-        let url = self.url().parse().expect("url() is a valid URI");
-        crate::cluster::client_from(kube::Config::new(url))
-            .expect("a plain-HTTP kube client always builds")
+        let mut config = self.config();
+        config.default_retry = false;
+        kube::Client::try_from(config).expect("a plain-HTTP kube client always builds")
     }
 
     /// Fault injection, readiness control and request counters (a cheap,

@@ -532,7 +532,7 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded_api::resources::find;
+    use crate::resources::find;
 
     fn ctx(faults: &FaultInjector) -> WriteCtx<'_> {
         WriteCtx {

@@ -746,7 +746,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded_api::resources::{RESOURCES, find};
+    use crate::resources::{RESOURCES, find};
 
     #[test]
     fn ages_like_kubectl() {

@@ -1075,7 +1075,7 @@ pub fn validate_apply_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded_api::resources::find;
+    use crate::resources::find;
     use serde_json::json;
 
     #[test]

@@ -379,7 +379,7 @@ pub fn delete_success(res: &ResourceDef, name: &str, uid: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded_api::resources::find;
+    use crate::resources::find;
 
     #[test]
     fn not_found_is_a_kube_status() {

@@ -380,8 +380,8 @@ pub fn tick(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded_api::apply::Managers;
-    use crate::embedded_api::store::Entry;
+    use crate::apply::Managers;
+    use crate::store::Entry;
     use std::time::Duration;
 
     fn deployment() -> Value {
