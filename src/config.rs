@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::bus::TopologySettings;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
-use crate::release::Chart;
 use crate::retry::RetryPolicy;
 use crate::saga::EngineSettings;
 use crate::settings::{NatsAuth, NatsSettings, NatsTls, Secret, WorkerSettings};
+use helm::Chart;
 
 /// Turns tenant.requested / upgraded / deleted events from NATS JetStream into
 /// isolated tenants (namespace, quota, limits, network policy, RBAC) on

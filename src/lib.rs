@@ -16,7 +16,6 @@ pub mod failpoint;
 pub mod health;
 pub mod metrics;
 pub mod plans;
-pub mod release;
 pub mod retry;
 pub mod saga;
 pub mod settings;

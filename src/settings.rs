@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::bus::TopologySettings;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
-use crate::release::Chart;
 use crate::saga::EngineSettings;
+use helm::Chart;
 
 /// The sample chart shipped in this repository (`k8s/charts/tenant-app`).
 pub const SAMPLE_CHART_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/charts/tenant-app");

@@ -21,11 +21,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
-use tenant_worker::plans::PlanCatalog;
-use tenant_worker::release::{
+use helm::{
     Capabilities, Chart, ReleaseInfo, RenderError, RenderErrorKind, manifests, merge_values, render,
 };
+use serde_json::{Value, json};
+use tenant_worker::plans::PlanCatalog;
 
 #[path = "helm_diff/shared_maps.rs"]
 mod shared_maps;
@@ -708,7 +708,7 @@ fn render_command_prints_what_helm_renders() {
     let theirs: BTreeMap<String, String> =
         serde_json::from_value(r[0]["ok"].clone()).expect("Helm renders");
     let mut expected = manifests(&theirs).expect("Helm's output parses");
-    tenant_worker::release::sort_for_install(&mut expected);
+    helm::sort_for_install(&mut expected);
 
     // `helm template` style: a `# Source:` line before each document.
     let mut printed_docs = Vec::new();

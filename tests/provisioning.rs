@@ -243,7 +243,7 @@ async fn unknown_plan_is_rejected_and_nothing_is_created() {
 async fn a_chart_that_needs_a_newer_kubernetes_is_rejected_and_nothing_is_created() {
     // The embedded API is Kubernetes v1.33.0-embedded; this chart asks for
     // >=1.34.0-0, as a chart written for a newer cluster would.
-    let chart = tenant_worker::release::Chart::load(
+    let chart = helm::Chart::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts/kube-next"),
     )
     .unwrap();

@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use helm::Chart;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
@@ -18,7 +19,6 @@ use support::*;
 use tenant_worker::cluster::release_records::{RELEASE_SECRET_TYPE, ReleaseStatus};
 use tenant_worker::contract::{CloudEvent, EventType, TenantRequested};
 use tenant_worker::plans::{DEFAULT_PLANS_YAML, PlanCatalog};
-use tenant_worker::release::Chart;
 
 /// The shipped plans with every readiness timeout set to `secs`.
 fn plans_with_readiness(secs: u64) -> PlanCatalog {

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use helm::{Capabilities, Chart, ReleaseInfo, merge_values, render};
 use serde_json::{Value, json};
-use tenant_worker::release::{Capabilities, Chart, ReleaseInfo, merge_values, render};
 
 use crate::common::{BenchResult, Report, Samples, ms_f};
 

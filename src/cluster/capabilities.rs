@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{Cluster, ClusterError, describe};
-use crate::release::{Capabilities, KubeVersion};
+use helm::{Capabilities, KubeVersion};
 
 /// How long one reading of the cluster's capabilities is used. Helm reads
 /// them anew for every install; the worker installs far more often, and a

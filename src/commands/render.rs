@@ -13,24 +13,21 @@ use crate::config::RenderArgs;
 use crate::contract::TenantId;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
-use crate::release::Manifest;
-use crate::release::manifest::{Document, documents, install_cmp};
-use crate::release::render::goyaml::load;
-use crate::release::{
+use crate::retry::RetryPolicy;
+use helm::Manifest;
+use helm::manifest::{Document, documents, install_cmp};
+use helm::{
     Capabilities, Chart, KubeVersion, ReleaseInfo, check_kube_version, release_values, render,
 };
-use crate::retry::RetryPolicy;
 
 /// The event-values file: YAML (JSON included), read as Helm reads `-f`.
 fn read_values(path: &std::path::Path) -> Result<Value, Error> {
     let what = |m: String| Error::Setup(format!("--values {}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| what(e.to_string()))?;
-    match load::load_first(&text).map_err(|e| what(e.to_string()))? {
+    match helm::parse_yaml_document(&text).map_err(what)? {
         None => Ok(Value::Object(Map::new())),
-        Some(node) => match load::to_json(&node).map_err(what)? {
-            v @ Value::Object(_) => Ok(v),
-            _ => Err(what("must hold a mapping of chart values".into())),
-        },
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(what("must hold a mapping of chart values".into())),
     }
 }
 

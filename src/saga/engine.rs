@@ -49,8 +49,8 @@ use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::metrics::{GaugeGuard, IntentLabels, OutcomeLabels, metrics};
 use crate::plans::{Plan, PlanCatalog};
-use crate::release::{Chart, merge_values};
 use crate::retry::RetryPolicy;
+use helm::{Chart, merge_values};
 
 /// The pseudo-step named in `tenant.failed` when deleting the namespace fails.
 pub const DELETE_NAMESPACE_STEP: &str = "delete_namespace";

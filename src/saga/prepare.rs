@@ -18,10 +18,8 @@ use crate::cluster::release_records::Release;
 use crate::contract::{RejectReason, Rejected, TenantId};
 use crate::error::Error;
 use crate::plans::Plan;
-use crate::release::{
-    ReleaseInfo, check_kube_version, manifests, release_values, render, sort_for_install,
-};
 use crate::steps::release::ReleaseSpec;
+use helm::{ReleaseInfo, check_kube_version, manifests, release_values, render, sort_for_install};
 
 /// Kinds a chart may not create: the plan owns the namespace's quota, limits
 /// and network isolation, and a chart's own would loosen them.

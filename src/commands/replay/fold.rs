@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::contract::{InboundEvent, Intent, Metadata};
 use crate::plans::PlanCatalog;
-use crate::release::{Chart, merge_values, release_values};
+use helm::{Chart, merge_values, release_values};
 
 /// A tenant as its events leave it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -105,7 +105,7 @@ pub fn manifests(rendered: &BTreeMap<String, String>) -> Result<Vec<Manifest>, M
 }
 
 /// One document of a rendered template, as `helm template` prints it.
-pub(crate) struct Document {
+pub struct Document {
     /// The template (`<chart>/templates/<path>`).
     pub template: String,
     /// The document's text, trimmed.
@@ -121,9 +121,7 @@ pub(crate) struct Document {
 ///
 /// # Errors
 /// As [`manifests`].
-pub(crate) fn documents(
-    rendered: &BTreeMap<String, String>,
-) -> Result<Vec<Document>, ManifestError> {
+pub fn documents(rendered: &BTreeMap<String, String>) -> Result<Vec<Document>, ManifestError> {
     let mut out = Vec::new();
     for (template, text) in rendered {
         let base = template.rsplit('/').next().unwrap_or(template);
@@ -212,7 +210,7 @@ pub fn sort_for_install(manifests: &mut [Manifest]) {
 }
 
 /// The order of [`sort_for_install`].
-pub(crate) fn install_cmp(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
+pub fn install_cmp(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
     let rank = |kind: &str| INSTALL_ORDER.iter().position(|k| *k == kind);
     match (rank(a.kind()), rank(b.kind())) {
         (Some(x), Some(y)) => x.cmp(&y),

@@ -74,7 +74,7 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
 
 fn called_name(cx: &Cx<'_>) -> &'static str {
     match &cx.site.kind {
-        crate::release::render::state::SiteKind::Call { func, .. } => func.name,
+        crate::render::state::SiteKind::Call { func, .. } => func.name,
         _ => "?",
     }
 }
@@ -134,22 +134,22 @@ fn include(cx: &Cx<'_>, a: &[Value]) -> FnResult {
 fn tpl(cx: &Cx<'_>, a: &[Value]) -> FnResult {
     let src = str_arg(&a[0]);
     let vals = &a[1];
-    if crate::release::render::stack_used() > crate::release::render::STACK_BUDGET {
+    if crate::render::stack_used() > crate::render::STACK_BUDGET {
         return Err(FnError::Call(format!(
             "{}: tpl nested too deep",
-            crate::release::render::TEMPLATE_SET_NAME
+            crate::render::TEMPLATE_SET_NAME
         )));
     }
     let wrap = |inner: String| format!("error during tpl function execution for {src:?}: {inner}");
-    let out = crate::release::render::run_tpl(cx.state, src, vals).map_err(|e| match e {
-        crate::release::render::TplError::Parse(p) => FnError::Call(format!(
+    let out = crate::render::run_tpl(cx.state, src, vals).map_err(|e| match e {
+        crate::render::TplError::Parse(p) => FnError::Call(format!(
             "cannot parse template {src:?}: template: {}:{}: {}",
             p.file, p.line, p.message
         )),
-        crate::release::render::TplError::Nested => FnError::Nested {
+        crate::render::TplError::Nested => FnError::Nested {
             prefix: wrap(String::new()),
         },
-        crate::release::render::TplError::Other(m) => FnError::Call(wrap(m)),
+        crate::render::TplError::Other(m) => FnError::Call(wrap(m)),
     })?;
     Ok(s(&out.replace("<no value>", "")))
 }

@@ -8,8 +8,8 @@
 //! escaping.
 
 use super::resolve::{Resolved, resolve_plain};
-use crate::release::render::gofmt::format_float;
-use crate::release::render::gojson::JNode;
+use crate::render::gofmt::format_float;
+use crate::render::gojson::JNode;
 
 /// A node as go-yaml holds it after reading the JSON back.
 enum Y<'a> {

@@ -4,8 +4,8 @@
 use gotmpl::Value;
 
 use super::{Cx, FnError, P, list, s, spec, str_arg};
-use crate::release::render::gojson::{self, JNode};
-use crate::release::render::goyaml::{emit, load};
+use crate::render::gojson::{self, JNode};
+use crate::render::goyaml::{emit, load};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("toJson", &[P::Any], None, |cx, a| {

@@ -5,8 +5,8 @@ use gotmpl::Value;
 use sha2::Digest as _;
 
 use super::{Cx, FnResult, P, int_arg, s, spec, str_arg, strval};
-use crate::release::render::gofmt::{self, go_quote};
-use crate::release::render::objects::strings_value;
+use crate::render::gofmt::{self, go_quote};
+use crate::render::objects::strings_value;
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("trim", &[P::Str], None, |_, a| {

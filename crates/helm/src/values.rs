@@ -130,7 +130,7 @@ pub struct ReleaseValues {
 /// [`ValuesError`] for a tenant value the plan does not let it set, or for
 /// merged values the chart's `values.schema.json` refuses.
 pub fn release_values(
-    chart: &crate::release::Chart,
+    chart: &crate::Chart,
     plan_values: &Value,
     overridable: Option<&[String]>,
     (app_version_path, app_version): (&str, &str),
@@ -265,7 +265,7 @@ pub fn validate_against_schema(schema: &Value, values: &Value) -> Result<(), Val
 }
 
 /// As [`validate_against_schema`], with the schema already compiled (a
-/// chart compiles its own once, see [`crate::release::Chart::values_validator`]).
+/// chart compiles its own once, see [`crate::Chart::values_validator`]).
 ///
 /// # Errors
 /// As [`validate_against_schema`].
@@ -343,6 +343,10 @@ pub fn validate_with(validator: &jsonschema::Validator, values: &Value) -> Resul
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The project's sample chart.
+    const SAMPLE_CHART_DIR: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../k8s/charts/tenant-app");
 
     #[test]
     fn merge_follows_helm_coalescing() {
@@ -428,9 +432,7 @@ mod tests {
 
     #[test]
     fn release_values_layer_the_plan_the_version_and_the_tenant() {
-        let chart =
-            crate::release::Chart::load(std::path::Path::new(crate::settings::SAMPLE_CHART_DIR))
-                .unwrap();
+        let chart = crate::Chart::load(std::path::Path::new(SAMPLE_CHART_DIR)).unwrap();
         let plan = json!({"replicaCount": 2, "image": {"tag": "plan-set"}});
         let tenant = json!({"config": {"GREETING": "hi"}});
         let allowed = vec!["config".to_owned()];
@@ -478,9 +480,7 @@ mod tests {
     /// with the values instead, before anything changes.
     #[test]
     fn the_sample_chart_refuses_what_the_api_server_would() {
-        let chart =
-            crate::release::Chart::load(std::path::Path::new(crate::settings::SAMPLE_CHART_DIR))
-                .unwrap();
+        let chart = crate::Chart::load(std::path::Path::new(SAMPLE_CHART_DIR)).unwrap();
         let values =
             |tenant: Value| release_values(&chart, &json!({}), None, ("image.tag", "1"), &tenant);
         for key in ["GREETING", "app.conf", "log-level", "_x", ".hidden"] {

@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use gotmpl::Value;
 
 use super::{Cx, FnError, FnResult, P, s, spec};
-use crate::release::render::gofmt;
-use crate::release::render::objects::{Objects, go_type};
+use crate::render::gofmt;
+use crate::render::objects::{Objects, go_type};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("eq", &[P::Any], Some(P::Any), eq),

@@ -7,8 +7,8 @@ use gotmpl::Value;
 use regex::Regex;
 
 use super::{Cx, FnError, FnResult, P, int_arg, s, spec, str_arg};
-use crate::release::render::objects::{Kind, strings_value};
-use crate::release::render::semver::{Constraints, Version};
+use crate::render::objects::{Kind, strings_value};
+use crate::render::semver::{Constraints, Version};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("regexMatch", &[P::Str, P::Str], None, |_, a| {
@@ -119,7 +119,7 @@ fn re(pattern: &Value, panics: bool) -> Result<Regex, FnError> {
 
 fn go_backquote(p: &str) -> String {
     if p.contains('`') {
-        crate::release::render::gofmt::go_quote(p)
+        crate::render::gofmt::go_quote(p)
     } else {
         format!("`{p}`")
     }

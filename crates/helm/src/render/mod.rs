@@ -56,8 +56,8 @@ pub struct ReleaseInfo {
 /// [`Capabilities::default`] is what Helm v4.2 uses without a cluster
 /// (`helm template`): Kubernetes v1.36.0 and the API group versions of
 /// Helm's built-in scheme, so that charts render here exactly as there.
-/// `crate::cluster::Cluster::capabilities` reads a cluster's, as
-/// `helm install` does.
+/// The worker reads a cluster's (`tenant_worker::cluster::Cluster::capabilities`),
+/// as `helm install` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     /// `.Capabilities.KubeVersion`.

@@ -3,7 +3,7 @@
 use gotmpl::Value;
 
 use super::{Cx, FnResult, P, deep_equal, is_empty, s, spec, str_arg};
-use crate::release::render::objects::{go_kind, go_type};
+use crate::render::objects::{go_kind, go_type};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("default", &[P::Any], Some(P::Any), |cx, a| {

@@ -124,7 +124,7 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
         Ok(Value::Int(atoi(str_arg(&a[0]))))
     }),
     spec("toDecimal", &[P::Any], None, |cx, a| {
-        let text = crate::release::render::gofmt::sprint(cx.objects(), &a[..1]);
+        let text = crate::render::gofmt::sprint(cx.objects(), &a[..1]);
         Ok(Value::Int(i64::from_str_radix(&text, 8).unwrap_or(0)))
     }),
 ];

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use gotmpl::Value;
 
 use super::{Cx, FnResult, P, is_empty, list, map_arg, map_value, s, spec, str_arg, strval};
-use crate::release::render::objects::Kind;
+use crate::render::objects::Kind;
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("dict", &[], Some(P::Any), dict).shallow(),
@@ -50,10 +50,7 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
         for d in a {
             k.extend(map_arg(d).keys().map(|x| x.to_string()));
         }
-        Ok(crate::release::render::objects::strings_value(
-            cx.objects(),
-            k,
-        ))
+        Ok(crate::render::objects::strings_value(cx.objects(), k))
     })
     .shallow(),
     spec("values", &[P::Map], None, |_, a| {
@@ -174,7 +171,7 @@ fn dig(cx: &Cx<'_>, a: &[Value]) -> FnResult {
         let key = k.as_str().ok_or_else(|| {
             super::FnError::Call(format!(
                 "interface conversion: interface {{}} is {}, not string",
-                crate::release::render::objects::go_type(cx.objects(), k)
+                crate::render::objects::go_type(cx.objects(), k)
             ))
         })?;
         let Value::Map(m) = &cur else {

@@ -1,4 +1,4 @@
-//! Helm-compatible releases: charts in Helm's layout, rendered exactly as
+//! Helm-compatible releases, usable without the worker: charts in Helm's layout, rendered exactly as
 //! Helm v4 renders them (Go templates with Helm's and Sprig's functions),
 //! values coalesced as Helm coalesces them, and the rendered objects in
 //! Helm's install order.
@@ -21,6 +21,20 @@ pub use manifest::{Manifest, ManifestError, manifests, sort_for_install};
 pub use render::{
     Capabilities, ReleaseInfo, RenderBudget, RenderError, RenderErrorKind, render, render_within,
 };
+/// The first YAML document of `text`, read with Go YAML's rules as Helm
+/// reads a values file given with `-f` (JSON included); `None` when the text
+/// holds no document.
+///
+/// # Errors
+/// The YAML error, with its line and column, or a value that JSON cannot
+/// hold.
+pub fn parse_yaml_document(text: &str) -> Result<Option<serde_json::Value>, String> {
+    match render::goyaml::load::load_first(text).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(node) => render::goyaml::load::to_json(&node).map(Some),
+    }
+}
+
 pub use values::{
     ReleaseValues, ValuesError, check_overridable, merge_values, release_values, set_path,
     validate_against_schema,

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{Capabilities, ReleaseInfo, RenderErrorKind, render};
-use crate::release::Chart;
+use crate::Chart;
 
 /// Renders `template` (as `t/templates/x.txt`) with `values`.
 fn try_render(template: &str, values: serde_json::Value) -> Result<String, super::RenderError> {

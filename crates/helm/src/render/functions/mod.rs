@@ -2,7 +2,7 @@
 //! Go signature (so a `float64` passed where Go wants an `int` is refused as
 //! Helm refuses it) and Go semantics.
 //!
-//! Every call goes through [`crate::release::render::state`], which checks
+//! Every call goes through [`crate::render::state`], which checks
 //! the arity and argument types and turns a failure into an error that names
 //! the call site.
 
