@@ -2,14 +2,12 @@
 //! the completion events alone (plan, resources, timestamps, its own metadata
 //! back), and a request that failed and was compensated bills nothing.
 
-mod support;
-
+use crate::support::cluster::tenant_objects;
+use crate::support::*;
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Api;
 use kube_double::FaultRule;
 use serde_json::{Value, json};
-use support::cluster::tenant_objects;
-use support::*;
 use tenant_worker::contract::{
     CloudEvent, EventType, TenantDeleted, TenantRequested, TenantUpgraded,
 };
@@ -26,7 +24,7 @@ fn with_metadata<D: serde::Serialize>(t: EventType, tenant: &str, data: D) -> Cl
     CloudEvent::new(
         "billing",
         t,
-        support::tenant(tenant),
+        crate::support::tenant(tenant),
         serde_json::to_value(data).unwrap(),
     )
 }

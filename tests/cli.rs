@@ -2,12 +2,10 @@
 //! prints the completion event, `status` shows the record, and bad arguments
 //! fail with a message that says what is wrong, publishing nothing.
 
-mod support;
-
 use std::process::Output;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 async fn cli(args: &[&str], nats_url: &str) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-worker"));

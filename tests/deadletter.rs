@@ -2,14 +2,12 @@
 //! with its headers and the reason, to TENANT_DEADLETTER; nothing changes in
 //! the cluster; the worker keeps going.
 
-mod support;
-
+use crate::support::*;
 use async_nats::HeaderMap;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {

@@ -9,7 +9,7 @@
 //!   name as replica id, a grace period above the worker's shutdown grace) and
 //!   runs non-root, read-only, without capabilities;
 //! - the plans ConfigMap is `k8s/plans.yaml` byte for byte
-//!   (`UPDATE_MANIFESTS=1 cargo test --test manifests` regenerates it);
+//!   (`UPDATE_MANIFESTS=1 cargo test --test suite manifests::` regenerates it);
 //! - the NACK resources describe what `bus::ensure_topology` creates, compared
 //!   on a real nats-server;
 //! - RBAC: the worker provisions, upgrades, fails and compensates, repairs
@@ -21,12 +21,11 @@
 //!   must equal what the worker grants tenant admins (`build_role`), which
 //!   RBAC's escalation prevention makes it hold.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -38,7 +37,6 @@ use kube_double::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use support::*;
 use tenant_worker::contract::{
     CONSUMER_NAME, DEADLETTER_STREAM, DEADLETTER_SUBJECT_PREFIX, LIFECYCLE_STREAM,
     LIFECYCLE_SUBJECT_PREFIX, ROUTES_BUCKET, STATE_BUCKET, STATUS_STREAM, STATUS_SUBJECT_PREFIX,
@@ -373,7 +371,7 @@ fn every_manifest_parses_into_its_type_without_losing_a_field() {
 fn plans_configmap(plans: &str) -> String {
     let mut out = String::from(
         "# GENERATED from k8s/plans.yaml: do not edit. Regenerate with
-#   UPDATE_MANIFESTS=1 cargo test --locked --test manifests
+#   UPDATE_MANIFESTS=1 cargo test --locked --test suite manifests::
 # (tests/manifests.rs fails while the two differ). The worker reads the plans at
 # start: after changing them, `kubectl -n tenant-worker rollout restart
 # deployment/tenant-worker`.
@@ -417,7 +415,7 @@ fn the_plans_configmap_is_k8s_plans_yaml() {
     assert!(
         actual == expected,
         "{PLANS_CONFIGMAP} differs from k8s/plans.yaml: regenerate it with \
-         UPDATE_MANIFESTS=1 cargo test --locked --test manifests"
+         UPDATE_MANIFESTS=1 cargo test --locked --test suite manifests::"
     );
     // And YAML reads it back as the same text.
     let docs = documents(&path);

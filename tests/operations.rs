@@ -2,13 +2,11 @@
 //! sagas ran, `/healthz` answers while the process runs, and `/readyz` turns
 //! unready when NATS goes away and ready again when it is back.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::*;
 use kube_double::FaultRule;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `GET path` on `addr`: (status code, body).

@@ -2,10 +2,9 @@
 //! Kubernetes API: what a user would check in the cluster, on the streams and
 //! in the KV buckets.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -13,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::Value;
-use support::*;
 use tenant_worker::plans::PlanCatalog;
 
 fn labels_of(

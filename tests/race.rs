@@ -6,17 +6,15 @@
 //! and no tenant may ever have been held by two sagas at once (checked on the
 //! lease intervals the workers log).
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::support::Harness;
+use crate::support::intents::{Step, assert_converged, await_completions, interleave, script};
+use crate::support::process::WorkerOptions;
 use jiff::Timestamp;
 use kube_double::EmbeddedApiConfig;
 use serde_json::Value;
-use support::Harness;
-use support::intents::{Step, assert_converged, await_completions, interleave, script};
-use support::process::WorkerOptions;
 
 const TENANTS: usize = 300;
 /// Lease intervals `[taken, released]` per tenant from the workers' JSON logs.

@@ -5,19 +5,17 @@
 //! deleted tenant's leftover namespace goes; `run` with a reconcile interval
 //! repairs on its own.
 
-mod support;
-
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
+use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
-use support::*;
 
 async fn reconcile(h: &Harness, args: &[&str]) -> Output {
     operator_command(h, "reconcile", args).await

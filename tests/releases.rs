@@ -2,11 +2,11 @@
 //! and how Helm's records show it, upgrades, rollbacks, uninstalls of failed
 //! first installs, values rules, and charts that try to leave the namespace.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
+use crate::support::*;
 use helm::Chart;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -14,8 +14,6 @@ use kube::Api;
 use kube::api::ListParams;
 use kube_double::{EmbeddedApiConfig, FaultRule};
 use serde_json::{Value, json};
-use support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
-use support::*;
 use tenant_worker::cluster::release_records::{RELEASE_SECRET_TYPE, ReleaseStatus};
 use tenant_worker::contract::{CloudEvent, EventType, TenantRequested};
 use tenant_worker::plans::{DEFAULT_PLANS_YAML, PlanCatalog};
@@ -42,9 +40,9 @@ fn request_with(
     CloudEvent::new(
         "signup",
         EventType::Requested,
-        support::tenant(tenant),
+        crate::support::tenant(tenant),
         serde_json::to_value(TenantRequested {
-            tenant_id: support::tenant(tenant),
+            tenant_id: crate::support::tenant(tenant),
             plan: plan.into(),
             app_version: app_version.map(Into::into),
             values: values.as_object().cloned(),

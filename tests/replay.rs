@@ -6,17 +6,15 @@
 //! that is interrupted is resumed by running it again, and a replayed intent
 //! that a newer event overtook changes nothing.
 
-mod support;
-
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
+use crate::support::*;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
-use support::*;
 use tenant_worker::contract::{
     CloudEvent, EventType, LIFECYCLE_STREAM, STATUS_STREAM, TenantRequested,
 };
@@ -370,9 +368,9 @@ async fn a_replayed_intent_overtaken_by_a_newer_event_changes_nothing() {
     let mut stale = CloudEvent::new(
         "tenant-worker-replay",
         EventType::Requested,
-        support::tenant("overtaken"),
+        crate::support::tenant("overtaken"),
         serde_json::to_value(TenantRequested {
-            tenant_id: support::tenant("overtaken"),
+            tenant_id: crate::support::tenant("overtaken"),
             plan: "free".into(),
             app_version: None,
             values: None,

@@ -1,14 +1,12 @@
 //! Restarts: NATS killed and restarted mid-run on the same store, and a worker
 //! stopped with SIGTERM while sagas are in flight.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cluster::{expected_ready_objects, tenant_objects};
+use crate::support::process::WorkerOptions;
+use crate::support::*;
 use kube_double::EmbeddedApiConfig;
-use support::cluster::{expected_ready_objects, tenant_objects};
-use support::process::WorkerOptions;
-use support::*;
 
 /// Publishes, retrying while the client reconnects after a server restart.
 async fn status_count(h: &Harness) -> u64 {

@@ -4,17 +4,15 @@
 //! when its tenant is re-requested, and per-tenant ordering when an older
 //! intent is delayed behind a newer one.
 
-mod support;
-
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::Api;
 use kube::api::ListParams;
 use std::time::Duration;
 
+use crate::support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
+use crate::support::*;
 use kube_double::{EmbeddedApiConfig, FaultRule, RandomFaults};
 use serde_json::json;
-use support::cluster::{expected_ready_objects, tenant_objects, wait_objects};
-use support::*;
 
 #[tokio::test]
 async fn a_permanent_failure_compensates_every_done_step_in_reverse() {

@@ -30,23 +30,21 @@
 //! events published before it.
 //!
 //! Needs the `failpoints` build of the binary like every process test
-//! (`cargo test --features failpoints --test torture_input`).
-
-mod support;
+//! (`cargo test --features failpoints --test suite torture_input::`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{expected_ready_objects, tenant_objects};
+use crate::support::process::{WorkerOptions, WorkerProcess};
+use crate::support::*;
 use async_nats::HeaderMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
 use kube_double::{EmbeddedApiConfig, FaultRule, RecordedRequest};
 use serde_json::{Value, json};
-use support::cluster::{expected_ready_objects, tenant_objects};
-use support::process::{WorkerOptions, WorkerProcess};
-use support::*;
 use tenant_worker::contract::{
     DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT_HEADER, MANAGED_BY_LABEL, MANAGER, TENANT_LABEL,
 };

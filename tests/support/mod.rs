@@ -302,7 +302,7 @@ impl EventStreams {
 }
 
 /// Logs of the in-process worker, when `TEST_LOG` sets a filter (e.g.
-/// `TEST_LOG=tenant_worker=debug cargo test --test sagas -- --nocapture`).
+/// `TEST_LOG=tenant_worker=debug cargo test --test suite sagas:: -- --nocapture`).
 fn init_logs() {
     if let Ok(filter) = std::env::var("TEST_LOG") {
         let _ = tracing_subscriber::fmt()
