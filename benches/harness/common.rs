@@ -23,13 +23,13 @@ use tenant_worker_test_support::nats_server::{self, NatsServer};
 use uuid::Uuid;
 
 /// The `tenant-worker` binary that cargo built for this bench (release profile).
-pub const TENANT_WORKER: &str = env!("CARGO_BIN_EXE_tenant-worker");
+pub(crate) const TENANT_WORKER: &str = env!("CARGO_BIN_EXE_tenant-worker");
 
-pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A fresh nats-server with the worker's streams, consumer and buckets, and a
 /// runtime to drive the library's async API from the (synchronous) harness.
-pub struct BenchEnv {
+pub(crate) struct BenchEnv {
     pub rt: tokio::runtime::Runtime,
     pub nats: NatsServer,
     pub js: jetstream::Context,
@@ -40,7 +40,7 @@ pub struct BenchEnv {
 }
 
 impl BenchEnv {
-    pub fn start() -> BenchResult<Self> {
+    pub(crate) fn start() -> BenchResult<Self> {
         let machine = Machine::detect()?;
         let nats = NatsServer::start(None)?;
         let rt = tokio::runtime::Runtime::new()?;
@@ -62,7 +62,7 @@ impl BenchEnv {
 }
 
 /// What the figures were measured on.
-pub struct Machine {
+pub(crate) struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub memory: String,
@@ -70,7 +70,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn detect() -> BenchResult<Self> {
+    pub(crate) fn detect() -> BenchResult<Self> {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -91,7 +91,7 @@ impl Machine {
         })
     }
 
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         format!(
             "Machine: {} CPUs ({}), {} RAM, {} {}; nats-server {} (local, file storage); \
              tenant-worker {} (release build).",
@@ -106,12 +106,12 @@ impl Machine {
     }
 }
 
-pub fn gib(kib: u64) -> f64 {
+pub(crate) fn gib(kib: u64) -> f64 {
     kib as f64 / (1024.0 * 1024.0)
 }
 
 /// One run of the `tenant-worker` binary.
-pub struct CliRun {
+pub(crate) struct CliRun {
     /// From spawn to exit (process start-up and exit included).
     pub wall: Duration,
     /// Peak resident set size in KiB (`VmHWM` of /proc/<pid>/status, sampled
@@ -123,7 +123,7 @@ pub struct CliRun {
 
 /// Runs `tenant-worker <args>` with `envs`, measuring its wall time and peak
 /// RSS; fails when it exits with an error.
-pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> BenchResult<CliRun> {
+pub(crate) fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> BenchResult<CliRun> {
     let mut cmd = Command::new(TENANT_WORKER);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -179,7 +179,7 @@ pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> BenchResult<CliRun> {
 }
 
 /// `VmHWM` (peak RSS so far) of a live process, in KiB.
-pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+pub(crate) fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -192,22 +192,22 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 /// Durations of repeated runs.
-pub struct Samples(pub Vec<Duration>);
+pub(crate) struct Samples(pub Vec<Duration>);
 
 impl Samples {
-    pub fn sorted(&self) -> Vec<Duration> {
+    pub(crate) fn sorted(&self) -> Vec<Duration> {
         let mut v = self.0.clone();
         v.sort();
         v
     }
-    pub fn min(&self) -> Duration {
+    pub(crate) fn min(&self) -> Duration {
         self.sorted()[0]
     }
-    pub fn max(&self) -> Duration {
+    pub(crate) fn max(&self) -> Duration {
         *self.sorted().last().expect("at least one sample")
     }
     /// The middle sample (the mean of the two middle ones for an even count).
-    pub fn median(&self) -> Duration {
+    pub(crate) fn median(&self) -> Duration {
         let v = self.sorted();
         let n = v.len();
         if n % 2 == 1 {
@@ -218,17 +218,17 @@ impl Samples {
     }
 }
 
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// `1.23 ms`
-pub fn ms_f(d: Duration) -> String {
+pub(crate) fn ms_f(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// `12,345`
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -241,7 +241,7 @@ pub fn thousands(n: usize) -> String {
 }
 
 /// A benchmark's result, rendered as Markdown.
-pub struct Report {
+pub(crate) struct Report {
     pub title: String,
     pub command: String,
     pub machine: String,
@@ -252,7 +252,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "### {}\n", self.title);
         let _ = writeln!(out, "`{}`\n", self.command);
@@ -275,7 +275,7 @@ impl Report {
 impl BenchEnv {
     /// Starts an embedded Kubernetes API (0 latency: objects are ready in the
     /// response that creates them) in this process and writes its kubeconfig.
-    pub fn start_api(&self, name: &str) -> BenchResult<Cluster> {
+    pub(crate) fn start_api(&self, name: &str) -> BenchResult<Cluster> {
         let api = self.rt.block_on(EmbeddedApi::start(
             "127.0.0.1:0".parse()?,
             EmbeddedApiConfig::default(),
@@ -287,7 +287,7 @@ impl BenchEnv {
 
     /// Starts `tenant-worker run` against this NATS and the cluster of
     /// `kubeconfig`.
-    pub fn spawn_worker(
+    pub(crate) fn spawn_worker(
         &self,
         kubeconfig: &Path,
         name: &str,
@@ -299,7 +299,7 @@ impl BenchEnv {
     /// Starts `replicas` workers named `<prefix>-<i>` with `--concurrency
     /// concurrency` against the cluster of `kubeconfig`, and waits until each
     /// is ready.
-    pub fn start_workers(
+    pub(crate) fn start_workers(
         &self,
         kubeconfig: &Path,
         prefix: &str,
@@ -324,14 +324,14 @@ impl BenchEnv {
 }
 
 /// An embedded Kubernetes API served from this process.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub api: EmbeddedApi,
     pub kubeconfig: PathBuf,
 }
 
 /// A `tenant-worker run` process (the release binary, default settings, its
 /// log at info level in a file); killed on drop.
-pub struct Worker {
+pub(crate) struct Worker {
     child: Child,
     pub name: String,
     metrics_port: u16,
@@ -374,7 +374,7 @@ impl Worker {
 
     /// Waits until `/readyz` answers 200 (NATS, the stream and the Kubernetes
     /// API all answer); returns how long that took.
-    pub fn wait_ready(&mut self, limit: Duration) -> BenchResult<Duration> {
+    pub(crate) fn wait_ready(&mut self, limit: Duration) -> BenchResult<Duration> {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -396,17 +396,17 @@ impl Worker {
     }
 
     /// Peak resident set size so far (`VmHWM`), KiB.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
+    pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
         vm_hwm_kib(self.child.id())
     }
 
     /// CPU time (user and system) the process has used so far.
-    pub fn cpu(&self) -> Duration {
+    pub(crate) fn cpu(&self) -> Duration {
         cpu_of(&self.child.id().to_string())
     }
 
     /// Fails when the process has exited (it must not, whatever it was sent).
-    pub fn check_alive(&mut self) -> BenchResult<()> {
+    pub(crate) fn check_alive(&mut self) -> BenchResult<()> {
         match self.child.try_wait()? {
             None => Ok(()),
             Some(status) => Err(format!(
@@ -419,14 +419,14 @@ impl Worker {
     }
 
     /// The last `n` lines of its log.
-    pub fn log_tail(&self, n: usize) -> String {
+    pub(crate) fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// SIGTERM, then waits for it to exit (SIGKILL after 30 s).
-    pub fn stop(mut self) -> BenchResult<()> {
+    pub(crate) fn stop(mut self) -> BenchResult<()> {
         let pid = i32::try_from(self.child.id())?;
         Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -451,7 +451,7 @@ impl Drop for Worker {
 
 /// CPU time (user and system) of process `pid` (`self` for this one), from
 /// `/proc/<pid>/stat` in clock ticks of 1/100 s (Linux's `USER_HZ`).
-pub fn cpu_of(pid: &str) -> Duration {
+pub(crate) fn cpu_of(pid: &str) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold blanks.
     let fields: Vec<&str> = stat
@@ -478,7 +478,7 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 }
 
 /// An inbound event, ready to publish.
-pub struct Inbound {
+pub(crate) struct Inbound {
     pub id: Uuid,
     pub subject: String,
     pub payload: Bytes,
@@ -494,13 +494,13 @@ fn inbound<D: serde::Serialize>(source: &str, t: EventType, tenant: &TenantId, d
 }
 
 /// Tenant number `i` of a benchmark run: `bench-<run>-<i>`.
-pub fn tenant_id(run: &str, i: usize) -> TenantId {
+pub(crate) fn tenant_id(run: &str, i: usize) -> TenantId {
     TenantId::parse(&format!("{run}-{i:05}")).expect("a valid tenant id")
 }
 
 /// `tenant.requested` for `tenant` on one of the three plans (by `i`), with
 /// billing metadata, as signup sends it.
-pub fn requested(tenant: &TenantId, i: usize) -> Inbound {
+pub(crate) fn requested(tenant: &TenantId, i: usize) -> Inbound {
     const PLANS: [&str; 3] = ["free", "standard", "premium"];
     inbound(
         "signup",
@@ -519,7 +519,7 @@ pub fn requested(tenant: &TenantId, i: usize) -> Inbound {
 }
 
 /// `tenant.deleted` for `tenant`, as billing sends it.
-pub fn deleted(tenant: &TenantId) -> Inbound {
+pub(crate) fn deleted(tenant: &TenantId) -> Inbound {
     inbound(
         "billing",
         EventType::Deleted,
@@ -536,7 +536,10 @@ pub fn deleted(tenant: &TenantId) -> Inbound {
 /// [`PUBLISH_WINDOW`] stream acknowledgements are awaited at once (async-nats
 /// holds back a publish while too many acknowledgements are outstanding, so
 /// an unbounded pipeline would wait for itself). Returns when each was sent.
-pub async fn publish_all(js: &jetstream::Context, events: &[Inbound]) -> BenchResult<Vec<Instant>> {
+pub(crate) async fn publish_all(
+    js: &jetstream::Context,
+    events: &[Inbound],
+) -> BenchResult<Vec<Instant>> {
     let mut sent = Vec::with_capacity(events.len());
     let mut acks = std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
     for e in events {
@@ -553,10 +556,10 @@ pub async fn publish_all(js: &jetstream::Context, events: &[Inbound]) -> BenchRe
 }
 
 /// Publish acknowledgements outstanding at once in [`publish_all`].
-pub const PUBLISH_WINDOW: usize = 256;
+pub(crate) const PUBLISH_WINDOW: usize = 256;
 
 /// Sends one event; the returned future resolves when the stream has it.
-pub async fn publish_one(
+pub(crate) async fn publish_one(
     js: &jetstream::Context,
     e: &Inbound,
 ) -> BenchResult<jetstream::context::PublishAckFuture> {
@@ -571,11 +574,11 @@ pub async fn publish_one(
 /// subscription: the earliest moment a consumer could see them), by the
 /// inbound event they answer (`data.causation_id`).
 #[derive(Clone, Default)]
-pub struct Completions(Arc<Mutex<HashMap<Uuid, (Instant, String)>>>);
+pub(crate) struct Completions(Arc<Mutex<HashMap<Uuid, (Instant, String)>>>);
 
 impl Completions {
     /// Subscribes; completions are recorded from when this returns.
-    pub async fn subscribe(nats_url: &str) -> BenchResult<Self> {
+    pub(crate) async fn subscribe(nats_url: &str) -> BenchResult<Self> {
         let client = async_nats::connect(nats_url).await?;
         let mut sub = client.subscribe("tenant.status.>").await?;
         client.flush().await?;
@@ -605,7 +608,7 @@ impl Completions {
 
     /// Waits until every event of `ids` has its completion; returns them in
     /// the order of `ids`. Fails after `limit`, saying how many are missing.
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         ids: &[Uuid],
         limit: Duration,
@@ -632,7 +635,7 @@ impl Completions {
 }
 
 /// Fails unless every completion is of type `expected`.
-pub fn check_types(done: &[(Instant, String)], expected: &str) -> BenchResult<()> {
+pub(crate) fn check_types(done: &[(Instant, String)], expected: &str) -> BenchResult<()> {
     match done.iter().find(|(_, t)| t != expected) {
         None => Ok(()),
         Some((_, t)) => Err(format!(
@@ -643,19 +646,19 @@ pub fn check_types(done: &[(Instant, String)], expected: &str) -> BenchResult<()
 }
 
 /// The `q`-quantile (0..=1) of `samples` by nearest rank.
-pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+pub(crate) fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort();
     let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
     samples[rank - 1]
 }
 
 /// `12.3 /s`
-pub fn rate(n: usize, took: Duration) -> f64 {
+pub(crate) fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
 /// `items` as the harness's command lines take them: `1000,10000`.
-pub fn comma_list<T: ToString>(items: &[T]) -> String {
+pub(crate) fn comma_list<T: ToString>(items: &[T]) -> String {
     items
         .iter()
         .map(ToString::to_string)

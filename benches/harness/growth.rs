@@ -13,7 +13,7 @@ use crate::common::{
 use crate::lifecycle::timed_batch;
 
 #[derive(Args, Clone)]
-pub struct GrowthBench {
+pub(crate) struct GrowthBench {
     /// Tenant counts, each measured on a fresh NATS and cluster.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub tenants: Vec<usize>,
@@ -38,7 +38,7 @@ struct Size {
     status: Duration,
 }
 
-pub fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
+pub(crate) fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
     if args.tenants.is_empty() || args.tenants.contains(&0) || args.concurrency == 0 {
         return Err("--tenants and --concurrency must be at least 1".into());
     }

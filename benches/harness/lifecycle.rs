@@ -30,7 +30,7 @@ use crate::common::{
 };
 
 #[derive(Args, Clone)]
-pub struct LifecycleBench {
+pub(crate) struct LifecycleBench {
     /// Tenants per throughput run: each is requested, then deleted.
     #[arg(long, default_value_t = 1000)]
     pub tenants: usize,
@@ -72,7 +72,7 @@ pub(crate) fn patience(events: usize) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(200) * u32::try_from(events).unwrap_or(u32::MAX)
 }
 
-pub fn lifecycle_bench(args: &LifecycleBench) -> BenchResult<Report> {
+pub(crate) fn lifecycle_bench(args: &LifecycleBench) -> BenchResult<Report> {
     if args.tenants == 0 || args.concurrency == 0 || args.replicas.contains(&0) {
         return Err("--tenants, --concurrency and every --replicas must be at least 1".into());
     }

@@ -62,7 +62,7 @@ async fn counters(cluster: &ControlPlane, admin: &kube::Client) -> BenchResult<(
     Ok((requests, cpu))
 }
 
-pub fn lifecycle_real(args: &LifecycleBench) -> BenchResult<Report> {
+pub(crate) fn lifecycle_real(args: &LifecycleBench) -> BenchResult<Report> {
     let n = args.tenants;
     let mut runs = Vec::new();
     let mut objects: Option<TenantObjects> = None;

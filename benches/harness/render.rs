@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::common::{BenchResult, Report, Samples, ms_f};
 
 #[derive(Args, Clone)]
-pub struct RenderBench {
+pub(crate) struct RenderBench {
     /// Chart directories, comma-separated; by default the sample chart and
     /// the charts of the differential tests.
     #[arg(long, value_delimiter = ',')]
@@ -105,7 +105,7 @@ fn our_times(chart_dir: &std::path::Path, runs: usize) -> BenchResult<Samples> {
     Ok(Samples(times))
 }
 
-pub fn render_bench(args: &RenderBench) -> BenchResult<Report> {
+pub(crate) fn render_bench(args: &RenderBench) -> BenchResult<Report> {
     if args.runs == 0 {
         return Err("--runs must be at least 1".into());
     }

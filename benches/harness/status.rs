@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::common::{BenchEnv, BenchResult, Report, Samples, ms, run_cli, thousands};
 
 #[derive(Args, Clone)]
-pub struct StatusBench {
+pub(crate) struct StatusBench {
     /// Numbers of tenant records to measure with, comma-separated, ascending
     /// (one server: the bucket is topped up between sizes).
     #[arg(long, value_delimiter = ',', default_value = "10000")]
@@ -36,7 +36,7 @@ pub struct StatusBench {
     pub budget_ms: u64,
 }
 
-pub fn status_bench(args: &StatusBench) -> BenchResult<Report> {
+pub(crate) fn status_bench(args: &StatusBench) -> BenchResult<Report> {
     if args.runs == 0 || args.revisions == 0 || args.concurrency == 0 {
         return Err("--runs, --revisions and --concurrency must be at least 1".into());
     }

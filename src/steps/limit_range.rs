@@ -6,13 +6,13 @@ use super::StepContext;
 use crate::cluster::ClusterError;
 use crate::cluster::objects::{LIMIT_RANGE_NAME, build_limit_range};
 
-pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .apply(ctx.tenant, &build_limit_range(&ctx.objects()))
         .await
 }
 
-pub async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .delete_owned::<LimitRange>(ctx.tenant, ctx.namespace, LIMIT_RANGE_NAME)
         .await

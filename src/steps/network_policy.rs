@@ -6,13 +6,13 @@ use super::StepContext;
 use crate::cluster::ClusterError;
 use crate::cluster::objects::{NETWORK_POLICY_NAME, build_network_policy};
 
-pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .apply(ctx.tenant, &build_network_policy(&ctx.objects()))
         .await
 }
 
-pub async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .delete_owned::<NetworkPolicy>(ctx.tenant, ctx.namespace, NETWORK_POLICY_NAME)
         .await

@@ -6,13 +6,13 @@ use super::StepContext;
 use crate::cluster::ClusterError;
 use crate::cluster::objects::{QUOTA_NAME, build_resource_quota};
 
-pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .apply(ctx.tenant, &build_resource_quota(&ctx.objects()))
         .await
 }
 
-pub async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     ctx.cluster
         .delete_owned::<ResourceQuota>(ctx.tenant, ctx.namespace, QUOTA_NAME)
         .await

@@ -8,7 +8,7 @@ use super::StepContext;
 use crate::cluster::ClusterError;
 use crate::cluster::objects::{ADMIN_NAME, build_role, build_role_binding, build_service_account};
 
-pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     let objects = ctx.objects();
     ctx.cluster
         .apply(ctx.tenant, &build_service_account(&objects))
@@ -20,7 +20,7 @@ pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
 }
 
 /// Removes the binding first, so no subject keeps rights to a half-removed role.
-pub async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+pub(super) async fn compensate(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     let (tenant, ns) = (ctx.tenant, ctx.namespace);
     ctx.cluster
         .delete_owned::<RoleBinding>(tenant, ns, ADMIN_NAME)

@@ -92,7 +92,7 @@ async fn list_older_versions(kube: &kube::Client, selector: &str) -> Vec<(String
 
 /// Every object in the cluster labelled for `tenant` (the isolation objects
 /// and every kind a release can hold), as `Kind/namespace/name`, sorted.
-pub async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
+pub(crate) async fn tenant_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     let selector = format!("{TENANT_LABEL}={tenant}");
     let mut all = list::<Namespace>(kube, &selector).await;
     all.extend(list::<ResourceQuota>(kube, &selector).await);
@@ -144,7 +144,7 @@ where
 /// Every object in the cluster labelled for any tenant, as in
 /// [`tenant_objects`], by tenant: one list request per kind for the whole
 /// cluster, for tests with hundreds of tenants.
-pub async fn objects_by_tenant(kube: &kube::Client) -> BTreeMap<String, Vec<String>> {
+pub(crate) async fn objects_by_tenant(kube: &kube::Client) -> BTreeMap<String, Vec<String>> {
     let mut all = BTreeMap::new();
     list_labelled::<Namespace>(kube, &mut all).await;
     list_labelled::<ResourceQuota>(kube, &mut all).await;
@@ -173,7 +173,7 @@ pub async fn objects_by_tenant(kube: &kube::Client) -> BTreeMap<String, Vec<Stri
 }
 
 /// The Helm release records of `tenant`, oldest first, decoded.
-pub async fn releases(kube: &kube::Client, tenant: &str) -> Vec<Release> {
+pub(crate) async fn releases(kube: &kube::Client, tenant: &str) -> Vec<Release> {
     let mut out: Vec<Release> =
         Api::<Secret>::namespaced(kube.clone(), &format!("tenant-{tenant}"))
             .list(&ListParams::default().labels(&format!("owner=helm,name={tenant}")))
@@ -190,7 +190,7 @@ pub async fn releases(kube: &kube::Client, tenant: &str) -> Vec<Release> {
 /// What a ready tenant has: the isolation objects, the objects of its deployed
 /// release revision's manifest, and the release records. Panics when no
 /// revision is deployed.
-pub async fn expected_ready_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
+pub(crate) async fn expected_ready_objects(kube: &kube::Client, tenant: &str) -> Vec<String> {
     let ns = format!("tenant-{tenant}");
     let history = releases(kube, tenant).await;
     let deployed = history
@@ -214,7 +214,7 @@ pub async fn expected_ready_objects(kube: &kube::Client, tenant: &str) -> Vec<St
 }
 
 /// The isolation objects of a ready tenant (without its release).
-pub fn ready_objects(tenant: &str) -> Vec<String> {
+pub(crate) fn ready_objects(tenant: &str) -> Vec<String> {
     let ns = format!("tenant-{tenant}");
     let mut v = vec![
         format!("Namespace//{ns}"),
@@ -231,7 +231,7 @@ pub fn ready_objects(tenant: &str) -> Vec<String> {
 
 /// Waits until the tenant's objects are exactly `expected` (a deleted
 /// namespace takes a while to go).
-pub async fn wait_objects(kube: &kube::Client, tenant: &str, expected: &[String]) {
+pub(crate) async fn wait_objects(kube: &kube::Client, tenant: &str, expected: &[String]) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let now = tenant_objects(kube, tenant).await;

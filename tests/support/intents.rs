@@ -14,11 +14,11 @@ use super::cluster::{expected_ready_objects, tenant_objects};
 use super::{Harness, PATIENCE};
 
 /// The plans the scripts choose from (all in the shipped catalogue).
-pub const PLANS: [&str; 3] = ["free", "standard", "premium"];
+pub(crate) const PLANS: [&str; 3] = ["free", "standard", "premium"];
 
 /// One inbound event of a script.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     Request(&'static str),
     Upgrade(&'static str),
     Delete,
@@ -27,7 +27,7 @@ pub enum Step {
 /// A random script for one tenant, from the shapes that matter: a plain
 /// request, request then delete (then request again), upgrades of a live and
 /// of an absent tenant, a delete of an absent tenant, a repeated request.
-pub fn script(rng: &mut fastrand::Rng) -> Vec<Step> {
+pub(crate) fn script(rng: &mut fastrand::Rng) -> Vec<Step> {
     let mut plan = || PLANS[rng.usize(..PLANS.len())];
     let (a, b, c) = (plan(), plan(), plan());
     match rng.usize(..8) {
@@ -43,7 +43,7 @@ pub fn script(rng: &mut fastrand::Rng) -> Vec<Step> {
 }
 
 /// The event of `step` for `tenant`.
-pub fn event_of(tenant: &str, step: &Step) -> CloudEvent<Value> {
+pub(crate) fn event_of(tenant: &str, step: &Step) -> CloudEvent<Value> {
     match step {
         Step::Request(p) => super::requested(tenant, p),
         Step::Upgrade(p) => super::upgraded(tenant, p),
@@ -53,7 +53,7 @@ pub fn event_of(tenant: &str, step: &Step) -> CloudEvent<Value> {
 
 /// The plan a tenant must end on (`None`: not live), and the completion type
 /// of each step, when its events are applied in stream order.
-pub fn expected(steps: &[Step]) -> (Option<&'static str>, Vec<&'static str>) {
+pub(crate) fn expected(steps: &[Step]) -> (Option<&'static str>, Vec<&'static str>) {
     let mut live = None;
     let mut types = Vec::new();
     for step in steps {
@@ -78,7 +78,7 @@ pub fn expected(steps: &[Step]) -> (Option<&'static str>, Vec<&'static str>) {
 
 /// Scripts interleaved at random into one publishing order that keeps each
 /// tenant's own order, with the ids of each tenant's events in that order.
-pub fn interleave(
+pub(crate) fn interleave(
     rng: &mut fastrand::Rng,
     scripts: &BTreeMap<String, Vec<Step>>,
 ) -> (Vec<CloudEvent<Value>>, HashMap<String, Vec<Uuid>>) {
@@ -102,7 +102,7 @@ pub fn interleave(
 
 /// Waits (up to `limit` per event) until every event of `ids` has its
 /// completion, and asserts each is of the type stream order implies.
-pub async fn await_completions(
+pub(crate) async fn await_completions(
     h: &Harness,
     scripts: &BTreeMap<String, Vec<Step>>,
     ids: &HashMap<String, Vec<Uuid>>,
@@ -122,7 +122,7 @@ pub async fn await_completions(
 /// event completed twice; for each tenant, no saga or lease left in its
 /// record, and then either its objects, record and route on the last plan, or
 /// no objects (none orphaned), no route and a `deleted`/`absent` record.
-pub async fn assert_converged(
+pub(crate) async fn assert_converged(
     h: &Harness,
     scripts: &BTreeMap<String, Vec<Step>>,
     published: usize,

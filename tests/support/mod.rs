@@ -3,10 +3,10 @@
 //! process through the same `tenant_worker::run` that `main` calls.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-pub mod cluster;
-pub mod intents;
-pub mod process;
-pub mod real_cluster;
+pub(crate) mod cluster;
+pub(crate) mod intents;
+pub(crate) mod process;
+pub(crate) mod real_cluster;
 
 use std::time::Duration;
 
@@ -26,11 +26,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How long a test waits for something the worker should do.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A test's own NATS server with JetStream, and what a test asks of it:
 /// publish events, wait for completions, read streams and buckets.
-pub struct EventStreams {
+pub(crate) struct EventStreams {
     pub nats: NatsServer,
     pub js: jetstream::Context,
     /// The NATS store, and kubeconfigs and logs of worker processes.
@@ -38,7 +38,7 @@ pub struct EventStreams {
 }
 
 /// A running worker with its NATS server and embedded API.
-pub struct Harness {
+pub(crate) struct Harness {
     pub streams: EventStreams,
     pub api: EmbeddedApi,
     worker: Option<(JoinHandle<tenant_worker::Result<()>>, oneshot::Sender<()>)>,
@@ -63,12 +63,12 @@ const NATS_CONFIG: &str = "max_payload: 8MB\n";
 
 impl Harness {
     /// Starts NATS, the embedded API and a worker with default settings.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}, EmbeddedApiConfig::default()).await
     }
 
     /// Starts with settings adjusted by `adjust` and an API configured by `api`.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         adjust: impl FnOnce(&mut WorkerSettings),
         api: EmbeddedApiConfig,
     ) -> Self {
@@ -79,7 +79,7 @@ impl Harness {
 
     /// Starts NATS (its store in [`Harness::dir`], so it survives a restart)
     /// and the embedded API, with no worker: tests start worker processes.
-    pub async fn start_bare(api: EmbeddedApiConfig) -> Self {
+    pub(crate) async fn start_bare(api: EmbeddedApiConfig) -> Self {
         let streams = EventStreams::start().await;
         let api = EmbeddedApi::start("127.0.0.1:0".parse().unwrap(), api)
             .await
@@ -94,18 +94,18 @@ impl Harness {
     }
 
     /// The kubeconfig of the embedded API, for worker processes.
-    pub fn kubeconfig(&self) -> std::path::PathBuf {
+    pub(crate) fn kubeconfig(&self) -> std::path::PathBuf {
         self.dir.path().join("kubeconfig")
     }
 
     /// Starts a `tenant-worker run` process on this harness.
-    pub fn spawn_worker(&self, opts: process::WorkerOptions<'_>) -> process::WorkerProcess {
+    pub(crate) fn spawn_worker(&self, opts: process::WorkerOptions<'_>) -> process::WorkerProcess {
         process::WorkerProcess::spawn(&self.nats.url(), &self.kubeconfig(), self.dir.path(), opts)
     }
 
     /// Starts (another) worker in this process and waits until it has created
     /// the topology.
-    pub async fn start_worker(&mut self, adjust: impl FnOnce(&mut WorkerSettings)) {
+    pub(crate) async fn start_worker(&mut self, adjust: impl FnOnce(&mut WorkerSettings)) {
         let mut settings = WorkerSettings::for_tests(&self.nats.url());
         settings.shutdown_grace = Duration::from_secs(5);
         adjust(&mut settings);
@@ -118,14 +118,14 @@ impl Harness {
     }
 
     /// Stops the worker gracefully and returns what `run` returned.
-    pub async fn stop_worker(&mut self) -> tenant_worker::Result<()> {
+    pub(crate) async fn stop_worker(&mut self) -> tenant_worker::Result<()> {
         let (handle, tx) = self.worker.take().expect("a worker is running");
         let _ = tx.send(());
         handle.await.expect("worker task does not panic")
     }
 
     /// A client of the embedded API built as the worker builds its own.
-    pub fn kube(&self) -> kube::Client {
+    pub(crate) fn kube(&self) -> kube::Client {
         tenant_worker::cluster::client_from(self.api.config())
             .expect("a client of the embedded API")
     }
@@ -134,7 +134,7 @@ impl Harness {
 impl EventStreams {
     /// Starts a nats-server with JetStream, its store in [`EventStreams::dir`]
     /// (so that it survives a restart), and connects to it.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let nats =
@@ -148,7 +148,7 @@ impl EventStreams {
     }
 
     /// Waits until a worker has created the streams, the consumer and the buckets.
-    pub async fn wait_topology(&self) {
+    pub(crate) async fn wait_topology(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Ok(mut stream) = self.js.get_stream("TENANT_LIFECYCLE").await
@@ -168,7 +168,7 @@ impl EventStreams {
     }
 
     /// Publishes `event` on its subject with `Nats-Msg-Id` = its id; returns the stream sequence.
-    pub async fn publish(&self, event: &CloudEvent<Value>) -> u64 {
+    pub(crate) async fn publish(&self, event: &CloudEvent<Value>) -> u64 {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
         self.publish_raw_with(
@@ -180,12 +180,12 @@ impl EventStreams {
     }
 
     /// Publishes arbitrary bytes on `subject` with no headers.
-    pub async fn publish_raw(&self, subject: &str, payload: impl Into<Vec<u8>>) -> u64 {
+    pub(crate) async fn publish_raw(&self, subject: &str, payload: impl Into<Vec<u8>>) -> u64 {
         self.publish_raw_with(subject, HeaderMap::new(), payload.into())
             .await
     }
 
-    pub async fn publish_raw_with(
+    pub(crate) async fn publish_raw_with(
         &self,
         subject: &str,
         headers: HeaderMap,
@@ -201,12 +201,17 @@ impl EventStreams {
     }
 
     /// Waits for the completion event of inbound event `id` about `tenant`.
-    pub async fn completion(&self, tenant: &str, id: uuid::Uuid) -> Value {
+    pub(crate) async fn completion(&self, tenant: &str, id: uuid::Uuid) -> Value {
         self.completion_within(tenant, id, PATIENCE).await
     }
 
     /// Like [`Harness::completion`], waiting up to `limit`.
-    pub async fn completion_within(&self, tenant: &str, id: uuid::Uuid, limit: Duration) -> Value {
+    pub(crate) async fn completion_within(
+        &self,
+        tenant: &str,
+        id: uuid::Uuid,
+        limit: Duration,
+    ) -> Value {
         tenant_worker::commands::publish::wait_for_completion(
             &self.js,
             &TenantId::parse(tenant).unwrap(),
@@ -218,7 +223,10 @@ impl EventStreams {
     }
 
     /// Every message currently in `stream`, as (subject, headers, payload).
-    pub async fn stream_messages(&self, stream: &str) -> Vec<(String, Option<HeaderMap>, Bytes)> {
+    pub(crate) async fn stream_messages(
+        &self,
+        stream: &str,
+    ) -> Vec<(String, Option<HeaderMap>, Bytes)> {
         let mut s = self.js.get_stream(stream).await.expect("stream exists");
         let count = s.info().await.expect("stream info").state.messages;
         if count == 0 {
@@ -249,7 +257,7 @@ impl EventStreams {
     }
 
     /// Every completion event published so far, parsed.
-    pub async fn completion_events(&self) -> Vec<Value> {
+    pub(crate) async fn completion_events(&self) -> Vec<Value> {
         self.stream_messages(STATUS_STREAM)
             .await
             .into_iter()
@@ -258,7 +266,7 @@ impl EventStreams {
     }
 
     /// Waits until `TENANT_DEADLETTER` holds `n` messages and returns them.
-    pub async fn deadletters(&self, n: usize) -> Vec<(String, Option<HeaderMap>, Bytes)> {
+    pub(crate) async fn deadletters(&self, n: usize) -> Vec<(String, Option<HeaderMap>, Bytes)> {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let msgs = self.stream_messages(DEADLETTER_STREAM).await;
@@ -275,7 +283,7 @@ impl EventStreams {
     }
 
     /// The KV entry of `tenant` in `bucket`, parsed.
-    pub async fn kv(&self, bucket: &str, tenant: &str) -> Option<Value> {
+    pub(crate) async fn kv(&self, bucket: &str, tenant: &str) -> Option<Value> {
         let kv = self.js.get_key_value(bucket).await.expect("bucket exists");
         kv.get(tenant)
             .await
@@ -284,7 +292,7 @@ impl EventStreams {
     }
 
     /// Waits until the consumer has nothing pending or unacknowledged.
-    pub async fn wait_idle(&self) {
+    pub(crate) async fn wait_idle(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let stream = self.js.get_stream("TENANT_LIFECYCLE").await.unwrap();
@@ -316,7 +324,7 @@ fn init_logs() {
 /// cluster confirms it. An attempt that times out may still have been stored;
 /// the retry carries the same id, so the stream drops the copy. Returns the
 /// number of failed attempts; panics when it is not stored within `limit`.
-pub async fn publish_until_stored(
+pub(crate) async fn publish_until_stored(
     js: &jetstream::Context,
     event: &CloudEvent<Value>,
     limit: Duration,
@@ -351,7 +359,7 @@ pub async fn publish_until_stored(
     }
 }
 
-pub fn tenant(id: &str) -> TenantId {
+pub(crate) fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).unwrap()
 }
 
@@ -370,7 +378,7 @@ fn event<D: serde::Serialize>(
 }
 
 /// A `tenant.requested` from signup.
-pub fn requested(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
+pub(crate) fn requested(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
     event(
         "signup",
         EventType::Requested,
@@ -388,12 +396,12 @@ pub fn requested(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
 }
 
 /// A `tenant.upgraded` changing the plan.
-pub fn upgraded(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
+pub(crate) fn upgraded(tenant_id: &str, plan: &str) -> CloudEvent<Value> {
     upgrade_with(tenant_id, Some(plan), None, None)
 }
 
 /// A `tenant.upgraded` changing what is given (plan, version, values).
-pub fn upgrade_with(
+pub(crate) fn upgrade_with(
     tenant_id: &str,
     plan: Option<&str>,
     app_version: Option<&str>,
@@ -415,13 +423,17 @@ pub fn upgrade_with(
 
 /// Runs `tenant-worker <command> <args>` as an operator would against this
 /// harness: its NATS (`NATS_URL`) and its cluster (`--kubeconfig`).
-pub async fn operator_command(h: &Harness, command: &str, args: &[&str]) -> std::process::Output {
+pub(crate) async fn operator_command(
+    h: &Harness,
+    command: &str,
+    args: &[&str],
+) -> std::process::Output {
     operator_command_on(&h.nats.url(), &h.kubeconfig(), command, args).await
 }
 
 /// Runs `tenant-worker <command> <args>` against NATS at `nats_url` and the
 /// cluster of `kubeconfig`.
-pub async fn operator_command_on(
+pub(crate) async fn operator_command_on(
     nats_url: &str,
     kubeconfig: &std::path::Path,
     command: &str,
@@ -440,7 +452,7 @@ pub async fn operator_command_on(
 }
 
 /// stdout then stderr of a command, for assertions and failure messages.
-pub fn output_text(o: &std::process::Output) -> String {
+pub(crate) fn output_text(o: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -449,7 +461,7 @@ pub fn output_text(o: &std::process::Output) -> String {
 }
 
 /// A `tenant.deleted` from billing.
-pub fn deleted(tenant_id: &str) -> CloudEvent<Value> {
+pub(crate) fn deleted(tenant_id: &str) -> CloudEvent<Value> {
     event(
         "billing",
         EventType::Deleted,
@@ -463,7 +475,7 @@ pub fn deleted(tenant_id: &str) -> CloudEvent<Value> {
 }
 
 /// Validates a published event against its checked-in JSON Schema.
-pub fn assert_matches_schema(event: &Value) {
+pub(crate) fn assert_matches_schema(event: &Value) {
     let t = EventType::parse(event["type"].as_str().expect("type")).expect("known type");
     let schema: Value = serde_json::from_str(tenant_worker::contract::schema_for(t)).unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();

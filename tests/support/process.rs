@@ -7,14 +7,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `tenant-worker run` process; killed on drop.
-pub struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     pub name: String,
     child: Child,
     pub log: PathBuf,
 }
 
 /// How to start a worker process.
-pub struct WorkerOptions<'a> {
+pub(crate) struct WorkerOptions<'a> {
     /// Replica id and log file name.
     pub name: &'a str,
     /// `FAILPOINTS` (e.g. `saga.after_apply.rbac=return`), if any.
@@ -27,7 +27,12 @@ impl WorkerProcess {
     /// Starts `tenant-worker run` against `nats_url` and the cluster of
     /// `kubeconfig`, logging (JSON) to `<dir>/<name>.log` (appended). Short
     /// ack wait and lease so that a killed worker's tenants move on quickly.
-    pub fn spawn(nats_url: &str, kubeconfig: &Path, dir: &Path, opts: WorkerOptions<'_>) -> Self {
+    pub(crate) fn spawn(
+        nats_url: &str,
+        kubeconfig: &Path,
+        dir: &Path,
+        opts: WorkerOptions<'_>,
+    ) -> Self {
         let log = dir.join(format!("{}.log", opts.name));
         let out = OpenOptions::new()
             .create(true)
@@ -67,18 +72,18 @@ impl WorkerProcess {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGKILL: no clean-up of any kind.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM: the graceful shutdown path.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
@@ -88,7 +93,7 @@ impl WorkerProcess {
 
     /// Waits up to `limit` for the process to exit by itself (asynchronously:
     /// the embedded API it talks to runs on the test's runtime).
-    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub(crate) async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -102,12 +107,12 @@ impl WorkerProcess {
     }
 
     /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
     /// The log so far.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -17,7 +17,7 @@ use super::process::{WorkerOptions, WorkerProcess};
 
 /// A test's view of a real cluster: its NATS, the cluster's administrator
 /// (for the test's own checks), and a kubeconfig with the worker's rights.
-pub struct RealCluster {
+pub(crate) struct RealCluster {
     pub streams: EventStreams,
     cluster: Cluster,
     /// The administrator: what the test checks and breaks with.
@@ -48,7 +48,7 @@ impl std::ops::DerefMut for RealCluster {
 
 impl RealCluster {
     /// The process's shared cluster (started on first use) and a new NATS.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let cluster = tokio::task::spawn_blocking(ControlPlane::shared)
             .await
             .expect("control plane thread")
@@ -58,7 +58,7 @@ impl RealCluster {
 
     /// A control plane of the test's own (for tests that stop its API
     /// server), or `None` when the tests use an external cluster.
-    pub async fn start_own() -> Option<Self> {
+    pub(crate) async fn start_own() -> Option<Self> {
         if std::env::var_os(tenant_worker_test_support::EXTERNAL_KUBECONFIG_ENV).is_some() {
             return None;
         }
@@ -94,7 +94,7 @@ impl RealCluster {
         }
     }
 
-    pub fn control_plane(&self) -> &ControlPlane {
+    pub(crate) fn control_plane(&self) -> &ControlPlane {
         match &self.cluster {
             Cluster::Shared(c) => c,
             Cluster::Own(c) => c,
@@ -103,14 +103,14 @@ impl RealCluster {
 
     /// A tenant id for `name`, unique to this run (the cluster may be shared
     /// with other tests and with earlier runs).
-    pub fn tenant(&self, name: &str) -> String {
+    pub(crate) fn tenant(&self, name: &str) -> String {
         format!("{name}-{}", self.suffix)
     }
 
     /// Starts `tenant-worker run` with the worker's ServiceAccount, with
     /// `args` (e.g. `--plans`) and `failpoints`, and waits until the streams
     /// and buckets exist.
-    pub async fn spawn_worker(
+    pub(crate) async fn spawn_worker(
         &self,
         name: &str,
         failpoints: Option<&str>,
@@ -131,12 +131,16 @@ impl RealCluster {
     }
 
     /// Runs `tenant-worker <command> <args>` with the worker's rights.
-    pub async fn operator_command(&self, command: &str, args: &[&str]) -> std::process::Output {
+    pub(crate) async fn operator_command(
+        &self,
+        command: &str,
+        args: &[&str],
+    ) -> std::process::Output {
         super::operator_command_on(&self.nats.url(), &self.worker_kubeconfig, command, args).await
     }
 
     /// The directory of the test's files (logs of worker processes).
-    pub fn files(&self) -> &Path {
+    pub(crate) fn files(&self) -> &Path {
         self.dir.path()
     }
 }

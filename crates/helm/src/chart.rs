@@ -14,31 +14,54 @@ use super::render::semver;
 /// A chart that cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
+    /// A file or directory could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A YAML file does not parse.
     #[error("{path}: line {line}, column {column}: {message}")]
     Yaml {
+        /// The file.
         path: PathBuf,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column of the error.
         column: usize,
+        /// The parser's message.
         message: String,
     },
+    /// A file parses but breaks Helm's rules (a missing field, a bad type).
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A chart feature this renderer does not support (dependencies).
     #[error("{path}: {message}: tenant-worker renders charts without dependencies")]
-    Unsupported { path: PathBuf, message: String },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is not supported.
+        message: String,
+    },
 }
 
 /// A chart maintainer (`maintainers` in `Chart.yaml`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maintainer {
+    /// `name`.
     #[serde(default)]
     pub name: String,
+    /// `email`.
     #[serde(default)]
     pub email: String,
+    /// `url`.
     #[serde(default)]
     pub url: String,
 }
@@ -50,30 +73,42 @@ pub struct Maintainer {
 pub struct ChartMetadata {
     /// `v2` (or `v1`, the Helm 2 format without dependencies).
     pub api_version: String,
+    /// `name`: the chart's name (`.Chart.Name`).
     pub name: String,
     /// The chart's semantic version.
     pub version: String,
+    /// `appVersion`: the application's version.
     #[serde(default)]
     pub app_version: String,
+    /// `description`.
     #[serde(default)]
     pub description: String,
     /// `application` (or empty, which means the same).
     #[serde(default, rename = "type")]
     pub chart_type: String,
+    /// `kubeVersion`: a semantic-version constraint on the cluster's
+    /// version (see [`crate::check_kube_version`]); empty for any.
     #[serde(default)]
     pub kube_version: String,
+    /// `keywords`.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// `home`: the project's home page.
     #[serde(default)]
     pub home: String,
+    /// `sources`: where the chart's sources are.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// `maintainers`.
     #[serde(default)]
     pub maintainers: Vec<Maintainer>,
+    /// `icon`: an image URL.
     #[serde(default)]
     pub icon: String,
+    /// `deprecated`.
     #[serde(default)]
     pub deprecated: bool,
+    /// `annotations`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Always empty in a loaded chart: dependencies are refused.
@@ -94,6 +129,7 @@ pub(crate) struct TemplateFile {
 pub struct Chart {
     /// The directory it was loaded from.
     pub dir: PathBuf,
+    /// `Chart.yaml`.
     pub metadata: ChartMetadata,
     /// `values.yaml` (an object; `{}` when the file is empty or missing).
     pub values: serde_json::Value,

@@ -9,6 +9,8 @@
 //! `kubeVersion` against the cluster's), [`render()`], [`manifests`],
 //! [`sort_for_install`].
 
+#![warn(missing_docs)]
+
 pub mod chart;
 pub mod kube_version;
 pub mod manifest;

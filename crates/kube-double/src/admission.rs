@@ -36,7 +36,7 @@ const SERVER_METADATA: &[&str] = &[
 
 /// How to treat fields the kind's type does not know (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     /// Drop them silently.
     Ignore,
     /// Drop them and say so in a `Warning` header (the default of real servers).
@@ -46,7 +46,7 @@ pub enum FieldValidation {
 }
 
 /// What the write needs from the server around it.
-pub struct WriteCtx<'a> {
+pub(crate) struct WriteCtx<'a> {
     pub faults: &'a FaultInjector,
     pub ready_delay: Duration,
     pub validation: FieldValidation,
@@ -55,7 +55,7 @@ pub struct WriteCtx<'a> {
 }
 
 /// Who gets ownership of what this write changes.
-pub enum Ownership {
+pub(crate) enum Ownership {
     /// A create/replace/patch by this manager.
     Update(String),
     /// Server-side apply; ownership already computed by the merge.
@@ -64,7 +64,7 @@ pub enum Ownership {
 
 /// An object ready to store.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub object: Value,
     pub managers: Managers,
     /// Simulated readiness after this write: `None` untouched, `Some(true)`
@@ -73,21 +73,21 @@ pub struct Prepared {
 }
 
 #[derive(Debug)]
-pub enum Finished {
+pub(crate) enum Finished {
     /// Nothing changed; here is the stored object.
     Unchanged(Value),
     Write(Prepared),
 }
 
 /// Now, as `creationTimestamp` is written (RFC 3339, whole seconds, UTC).
-pub fn now_ts() -> String {
+pub(crate) fn now_ts() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
 
 /// Removes server-owned metadata from an incoming body.
-pub fn strip_server_metadata(obj: &mut Value) {
+pub(crate) fn strip_server_metadata(obj: &mut Value) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for f in SERVER_METADATA {
             meta.remove(*f);
@@ -97,7 +97,7 @@ pub fn strip_server_metadata(obj: &mut Value) {
 
 /// Decodes `obj` as its kind and handles unknown fields per `validation`:
 /// returns the warnings to send, or a 400 (decode error, or strict mode).
-pub fn check_fields(
+pub(crate) fn check_fields(
     res: &ResourceDef,
     obj: &mut Value,
     validation: FieldValidation,
@@ -401,7 +401,7 @@ fn comparable(v: &Value) -> Value {
 /// # Errors
 /// 400 when the object does not decode (or has unknown fields under
 /// `fieldValidation=Strict`), 422 `Invalid` when validation fails.
-pub fn finish(
+pub(crate) fn finish(
     res: &ResourceDef,
     old: Option<&Entry>,
     mut new: Value,

@@ -22,16 +22,16 @@ use serde_json::{Map, Value, json};
 use super::patch::merge_patch;
 
 /// A path of map keys from the object root to an owned field.
-pub type FieldPath = Vec<String>;
+pub(crate) type FieldPath = Vec<String>;
 /// The fields one manager owns.
-pub type FieldSet = BTreeSet<FieldPath>;
+pub(crate) type FieldSet = BTreeSet<FieldPath>;
 
 /// The metadata fields that belong to the user and are tracked for ownership.
 const TRACKED_METADATA: &[&str] = &["labels", "annotations", "finalizers", "ownerReferences"];
 
 /// The part of an object that field managers can own: everything except
 /// `apiVersion`, `kind`, `status` and server-owned metadata.
-pub fn tracked(obj: &Value) -> Value {
+pub(crate) fn tracked(obj: &Value) -> Value {
     let Some(m) = obj.as_object() else {
         return Value::Object(Map::new());
     };
@@ -63,7 +63,7 @@ pub fn tracked(obj: &Value) -> Value {
 
 /// Leaf paths of `v`: maps are recursed into; scalars, lists and empty maps
 /// are leaves; `null`s are skipped (they mean "absent").
-pub fn leaves(v: &Value) -> FieldSet {
+pub(crate) fn leaves(v: &Value) -> FieldSet {
     fn walk(v: &Value, path: &mut FieldPath, out: &mut FieldSet) {
         match v {
             Value::Null => {}
@@ -85,7 +85,7 @@ pub fn leaves(v: &Value) -> FieldSet {
     out
 }
 
-pub fn get_path<'a>(v: &'a Value, p: &[String]) -> Option<&'a Value> {
+pub(crate) fn get_path<'a>(v: &'a Value, p: &[String]) -> Option<&'a Value> {
     p.iter().try_fold(v, |cur, k| cur.get(k.as_str()))
 }
 
@@ -106,7 +106,7 @@ fn remove_path(v: &mut Value, p: &[String]) {
 }
 
 /// Leaf paths whose value differs between `old` and `new`.
-pub fn changed_leaves(old: &Value, new: &Value) -> FieldSet {
+pub(crate) fn changed_leaves(old: &Value, new: &Value) -> FieldSet {
     let mut candidates = leaves(old);
     candidates.extend(leaves(new));
     candidates
@@ -122,19 +122,19 @@ fn overlaps(a: &[String], b: &[String]) -> bool {
 }
 
 /// `.spec.replicas`, the notation of real conflict messages.
-pub fn dotted(p: &[String]) -> String {
+pub(crate) fn dotted(p: &[String]) -> String {
     p.iter().map(|k| format!(".{k}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub(crate) enum Operation {
     Apply,
     Update,
 }
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ManagerEntry {
+pub(crate) struct ManagerEntry {
     pub manager: String,
     pub operation: Operation,
     pub api_version: String,
@@ -145,7 +145,7 @@ pub struct ManagerEntry {
 
 /// Who owns which fields of one object.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Managers(pub Vec<ManagerEntry>);
+pub(crate) struct Managers(pub Vec<ManagerEntry>);
 
 impl Managers {
     fn entry_mut(&mut self, manager: &str, op: Operation, api_version: &str) -> &mut ManagerEntry {
@@ -171,7 +171,7 @@ impl Managers {
 
     /// Whether ownership is the same, ignoring timestamps: a write that changes
     /// neither the object nor ownership is a no-op and keeps its resourceVersion.
-    pub fn same_ownership(&self, other: &Managers) -> bool {
+    pub(crate) fn same_ownership(&self, other: &Managers) -> bool {
         self.0.len() == other.0.len()
             && self.0.iter().zip(&other.0).all(|(a, b)| {
                 a.manager == b.manager
@@ -182,7 +182,7 @@ impl Managers {
     }
 
     /// Drops owned paths that no longer exist and managers that own nothing.
-    pub fn drop_missing(&mut self, new_tracked: &Value) {
+    pub(crate) fn drop_missing(&mut self, new_tracked: &Value) {
         for e in &mut self.0 {
             e.fields.retain(|p| get_path(new_tracked, p).is_some());
         }
@@ -191,7 +191,7 @@ impl Managers {
 
     /// Records a non-apply write (create, replace, patch) by `manager`: it
     /// takes the fields it changed, others lose them.
-    pub fn record_update(
+    pub(crate) fn record_update(
         &mut self,
         manager: &str,
         api_version: &str,
@@ -226,7 +226,7 @@ impl Managers {
     }
 
     /// `metadata.managedFields` as a real server renders it (FieldsV1).
-    pub fn render(&self) -> Value {
+    pub(crate) fn render(&self) -> Value {
         Value::Array(
             self.0
                 .iter()
@@ -262,7 +262,7 @@ fn fields_v1(fields: &FieldSet) -> Value {
 
 /// A field another manager owns and an apply without `force` would change:
 /// `(manager, ".spec.x")`.
-pub type ApplyConflict = (String, String);
+pub(crate) type ApplyConflict = (String, String);
 
 /// Server-side apply of `applied` (already stripped of server-set metadata
 /// and `status`) by `manager` onto `live` (with its managers), or a create
@@ -271,7 +271,7 @@ pub type ApplyConflict = (String, String);
 /// # Errors
 /// The conflicts, when `force` is false and the apply would change fields
 /// owned by other managers.
-pub fn server_side_apply(
+pub(crate) fn server_side_apply(
     live: Option<(&Value, &Managers)>,
     applied: &Value,
     manager: &str,

@@ -21,7 +21,7 @@ use super::status::ApiError;
 use super::store::{Key, Store, key};
 
 /// Kinds whose readiness is simulated.
-pub fn is_workload(res: &ResourceDef) -> bool {
+pub(crate) fn is_workload(res: &ResourceDef) -> bool {
     res.is("apps", "Deployment") || res.is("apps", "StatefulSet") || res.is("batch", "Job")
 }
 
@@ -59,12 +59,12 @@ fn counts(pairs: &[(&str, i64)]) -> Map<String, Value> {
 }
 
 /// Whether a Job is suspended (it then never completes).
-pub fn is_suspended(res: &ResourceDef, obj: &Value) -> bool {
+pub(crate) fn is_suspended(res: &ResourceDef, obj: &Value) -> bool {
     res.is("batch", "Job") && obj.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true)
 }
 
 /// The status a workload reports while its (simulated) pods are not ready.
-pub fn unready_status(res: &ResourceDef, obj: &Value, now: &str) -> Value {
+pub(crate) fn unready_status(res: &ResourceDef, obj: &Value, now: &str) -> Value {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -136,7 +136,7 @@ pub fn unready_status(res: &ResourceDef, obj: &Value, now: &str) -> Value {
 
 /// The status a workload reports once all its (simulated) pods are ready,
 /// or, for a Job, once it has succeeded.
-pub fn ready_status(res: &ResourceDef, obj: &Value, now: &str) -> Value {
+pub(crate) fn ready_status(res: &ResourceDef, obj: &Value, now: &str) -> Value {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -235,7 +235,7 @@ fn quota_used(store: &Store, namespace: &str, k: &str) -> String {
 }
 
 /// Recomputes `status` of every ResourceQuota in `namespace`.
-pub fn refresh_quotas(store: &mut Store, namespace: &str) {
+pub(crate) fn refresh_quotas(store: &mut Store, namespace: &str) {
     let quotas = resources::find("", "v1", "resourcequotas").expect("resourcequotas are served");
     let keys: Vec<Key> = store
         .list(quotas, Some(namespace))
@@ -270,7 +270,7 @@ pub fn refresh_quotas(store: &mut Store, namespace: &str) {
 
 /// Quota admission for creating one `res` object in `namespace`: 403 when an
 /// object-count quota would be exceeded.
-pub fn quota_violation(
+pub(crate) fn quota_violation(
     store: &Store,
     res: &ResourceDef,
     namespace: &str,
@@ -314,7 +314,7 @@ pub fn quota_violation(
 
 /// One pass of every simulated controller. Returns when the next pass is due
 /// (`None`: nothing scheduled; wake-ups come from writes and releases).
-pub fn tick(
+pub(crate) fn tick(
     store: &mut Store,
     faults: &FaultInjector,
     now: Instant,

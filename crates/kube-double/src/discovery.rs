@@ -20,7 +20,7 @@ fn verbs(res: &ResourceDef) -> Vec<&'static str> {
 }
 
 /// `GET /version`.
-pub fn version() -> Value {
+pub(crate) fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
@@ -39,7 +39,7 @@ pub fn version() -> Value {
 }
 
 /// `GET /api`.
-pub fn api_versions(server_address: &str) -> Value {
+pub(crate) fn api_versions(server_address: &str) -> Value {
     json!({
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -57,7 +57,7 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 }
 
 /// `GET /apis`.
-pub fn api_group_list() -> Value {
+pub(crate) fn api_group_list() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
@@ -66,7 +66,7 @@ pub fn api_group_list() -> Value {
 }
 
 /// `GET /apis/{group}`; `None` for groups not served.
-pub fn api_group(group: &str) -> Option<Value> {
+pub(crate) fn api_group(group: &str) -> Option<Value> {
     resources::groups()
         .into_iter()
         .find(|(g, _)| *g == group)
@@ -79,7 +79,7 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 /// `GET /api/v1` or `/apis/{group}/{version}`; `None` when not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
     let served: Vec<&ResourceDef> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)

@@ -32,7 +32,7 @@ use super::verbs::{
 /// Largest request body accepted; real servers allow 3 MiB.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .fallback(dispatch)
         .with_state(app)

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 /// Applies a JSON merge patch in place: objects merge recursively, `null`
 /// removes a key, anything else replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;
@@ -103,7 +103,7 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
 
 /// Applies an RFC 6902 JSON patch (`add`, `remove`, `replace`, `move`,
 /// `copy`, `test`). Errors describe the failing operation.
-pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, String> {
+pub(crate) fn json_patch(doc: &Value, ops: &Value) -> Result<Value, String> {
     let ops = ops
         .as_array()
         .ok_or("a JSON patch must be an array of operations")?;

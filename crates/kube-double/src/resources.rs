@@ -6,7 +6,7 @@
 
 /// One REST resource: where it lives in the URL space and what discovery says about it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ResourceDef {
+pub(crate) struct ResourceDef {
     /// API group; `""` is the legacy core group served under `/api`.
     pub group: &'static str,
     pub version: &'static str,
@@ -26,7 +26,7 @@ pub struct ResourceDef {
 
 impl ResourceDef {
     /// `v1` for the core group, `group/version` otherwise.
-    pub fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
         } else {
@@ -36,7 +36,7 @@ impl ResourceDef {
 
     /// `plural` for core, `plural.group` otherwise: how real servers name a
     /// resource in error messages (`deployments.apps "web" not found`).
-    pub fn qualified_plural(&self) -> String {
+    pub(crate) fn qualified_plural(&self) -> String {
         if self.group.is_empty() {
             self.plural.to_string()
         } else {
@@ -44,7 +44,7 @@ impl ResourceDef {
         }
     }
 
-    pub fn is(&self, group: &str, kind: &str) -> bool {
+    pub(crate) fn is(&self, group: &str, kind: &str) -> bool {
         self.group == group && self.kind == kind
     }
 }
@@ -72,7 +72,7 @@ macro_rules! res {
 /// Columns: group, version, kind, plural, singular, namespaced, short names,
 /// categories, has a status subresource.
 #[rustfmt::skip]
-pub static RESOURCES: &[ResourceDef] = &[
+pub(crate) static RESOURCES: &[ResourceDef] = &[
     res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, true),
     res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], NONE, false),
     res!("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, false),
@@ -97,19 +97,19 @@ pub static RESOURCES: &[ResourceDef] = &[
 ];
 
 /// The resource served at `group/version/plural`, if any.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+pub(crate) fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The `Namespace` resource, which namespace checks need everywhere.
-pub fn namespaces() -> &'static ResourceDef {
+pub(crate) fn namespaces() -> &'static ResourceDef {
     &RESOURCES[0]
 }
 
 /// Index of a resource in [`RESOURCES`]; the store keys objects by it.
-pub fn index_of(res: &'static ResourceDef) -> usize {
+pub(crate) fn index_of(res: &'static ResourceDef) -> usize {
     RESOURCES
         .iter()
         .position(|r| std::ptr::eq(r, res))
@@ -117,7 +117,7 @@ pub fn index_of(res: &'static ResourceDef) -> usize {
 }
 
 /// `(group, versions)` in discovery order, without the core group.
-pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+pub(crate) fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == r.group) {

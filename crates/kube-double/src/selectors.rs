@@ -16,7 +16,7 @@ use super::validation::{label_key_error, label_value_error};
 
 /// One requirement of a label selector.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Requirement {
+pub(crate) enum Requirement {
     Equals(String, String),
     NotEquals(String, String),
     In(String, Vec<String>),
@@ -29,7 +29,7 @@ pub enum Requirement {
 
 /// A parsed label selector; the empty selector matches everything.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LabelSelector(pub Vec<Requirement>);
+pub(crate) struct LabelSelector(pub Vec<Requirement>);
 
 /// Splits on commas that are not inside parentheses.
 fn split_top_level(s: &str) -> Vec<&str> {
@@ -100,7 +100,7 @@ fn parse_set(req: &str) -> Option<Result<Requirement, String>> {
 impl LabelSelector {
     /// Parses the query-string form. Errors read like a real server's
     /// (`unable to parse requirement: ...`) and become 400 BadRequest.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
         if s.trim().is_empty() {
             return Ok(LabelSelector(reqs));
@@ -141,7 +141,7 @@ impl LabelSelector {
 
     /// Builds a selector from a `metav1.LabelSelector` JSON value
     /// (`matchLabels` and `matchExpressions`).
-    pub fn from_label_selector(sel: &Value) -> Result<Self, String> {
+    pub(crate) fn from_label_selector(sel: &Value) -> Result<Self, String> {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
@@ -187,12 +187,12 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Whether `labels` satisfies every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => labels.get(k) == Some(v),
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
@@ -212,13 +212,13 @@ impl LabelSelector {
     }
 
     /// Matches an object's `metadata.labels`.
-    pub fn matches_object(&self, obj: &Value) -> bool {
+    pub(crate) fn matches_object(&self, obj: &Value) -> bool {
         self.is_empty() || self.matches(&labels_of(obj))
     }
 }
 
 /// `metadata.labels` as a map (empty when absent).
-pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+pub(crate) fn labels_of(obj: &Value) -> BTreeMap<String, String> {
     obj.pointer("/metadata/labels")
         .and_then(Value::as_object)
         .map(|m| {
@@ -231,7 +231,7 @@ pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
 
 /// A parsed field selector.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct FieldSelector(pub Vec<(String, bool, String)>);
+pub(crate) struct FieldSelector(pub Vec<(String, bool, String)>);
 
 /// Fields a real server lets you select on, beyond `metadata.name`/`metadata.namespace`.
 fn extra_fields(res: &ResourceDef) -> &'static [&'static str] {
@@ -270,7 +270,7 @@ fn extra_fields(res: &ResourceDef) -> &'static [&'static str] {
 impl FieldSelector {
     /// Parses `a=b,c!=d` and refuses fields the resource does not support
     /// (400 BadRequest with the real server's wording).
-    pub fn parse(s: &str, res: &ResourceDef) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str, res: &ResourceDef) -> Result<Self, String> {
         let mut out = Vec::new();
         if s.trim().is_empty() {
             return Ok(FieldSelector(out));
@@ -299,7 +299,7 @@ impl FieldSelector {
     }
 
     /// Whether the object satisfies every requirement. Missing fields compare as "".
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, value)| {
             let actual = field_value(obj, field);
             (actual == *value) == *eq

@@ -20,7 +20,7 @@ use super::store::Store;
 use super::verbs;
 
 /// State shared by all requests and the controller loop.
-pub struct App {
+pub(crate) struct App {
     pub config: EmbeddedApiConfig,
     store: Mutex<Store>,
     pub faults: FaultInjector,
@@ -35,7 +35,11 @@ pub struct App {
 impl App {
     /// A server with the namespaces every cluster has (`default`,
     /// `kube-system`, `kube-public`, `kube-node-lease`).
-    pub fn new(config: EmbeddedApiConfig, faults: FaultInjector, addr: SocketAddr) -> Arc<App> {
+    pub(crate) fn new(
+        config: EmbeddedApiConfig,
+        faults: FaultInjector,
+        addr: SocketAddr,
+    ) -> Arc<App> {
         let app = Arc::new(App {
             config,
             store: Mutex::new(Store::default()),
@@ -50,12 +54,12 @@ impl App {
 
     /// Locks the store. Hold the guard only for short synchronous sections:
     /// never across an `.await`.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         // The store is plain data; a panic elsewhere must not take the server down.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn write_ctx(&self, validation: FieldValidation) -> WriteCtx<'_> {
+    pub(crate) fn write_ctx(&self, validation: FieldValidation) -> WriteCtx<'_> {
         WriteCtx {
             faults: &self.faults,
             ready_delay: self.config.ready_delay,
@@ -84,7 +88,7 @@ async fn run_controllers(app: Arc<App>) {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -14,7 +14,7 @@ use super::resources::ResourceDef;
 /// A failed request, rendered as a `metav1.Status`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub code: u16,
     /// `metav1.StatusReason`, e.g. `NotFound`, `Invalid`.
     pub reason: &'static str,
@@ -27,7 +27,7 @@ pub struct ApiError {
 
 /// One field-level problem of an `Invalid` error (`metav1.StatusCause`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cause {
+pub(crate) struct Cause {
     /// `FieldValueInvalid`, `FieldValueRequired`, ...
     pub reason: &'static str,
     /// Dotted path, e.g. `metadata.labels`.
@@ -37,7 +37,7 @@ pub struct Cause {
 }
 
 impl Cause {
-    pub fn invalid(field: impl Into<String>, value: &str, detail: impl AsRef<str>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, value: &str, detail: impl AsRef<str>) -> Self {
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
@@ -46,7 +46,11 @@ impl Cause {
     }
 
     /// For non-string values; `value` is rendered as JSON like Go's `%v` would roughly.
-    pub fn invalid_value(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
+    pub(crate) fn invalid_value(
+        field: impl Into<String>,
+        value: &Value,
+        detail: impl AsRef<str>,
+    ) -> Self {
         let shown = match value {
             Value::String(s) => json!(s).to_string(),
             other => other.to_string(),
@@ -58,7 +62,7 @@ impl Cause {
         }
     }
 
-    pub fn required(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
+    pub(crate) fn required(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
         let detail = detail.as_ref();
         Cause {
             reason: "FieldValueRequired",
@@ -71,7 +75,7 @@ impl Cause {
         }
     }
 
-    pub fn forbidden(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
+    pub(crate) fn forbidden(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
         Cause {
             reason: "FieldValueForbidden",
             field: field.into(),
@@ -79,7 +83,7 @@ impl Cause {
         }
     }
 
-    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+    pub(crate) fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         let list: Vec<String> = supported.iter().map(|s| json!(s).to_string()).collect();
         Cause {
             reason: "FieldValueNotSupported",
@@ -92,7 +96,7 @@ impl Cause {
         }
     }
 
-    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+    pub(crate) fn too_long(field: impl Into<String>, max: usize) -> Self {
         Cause {
             reason: "FieldValueTooLong",
             field: field.into(),
@@ -101,7 +105,7 @@ impl Cause {
     }
 
     /// `field: message`, the form real servers join into the Status message.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         if self.field.is_empty() {
             self.message.clone()
         } else {
@@ -120,7 +124,7 @@ fn details(res: &ResourceDef, name: &str) -> Value {
 }
 
 impl ApiError {
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,
@@ -136,7 +140,7 @@ impl ApiError {
     }
 
     /// 404 `<plural> "<name>" not found`.
-    pub fn not_found(res: &ResourceDef, name: &str) -> Self {
+    pub(crate) fn not_found(res: &ResourceDef, name: &str) -> Self {
         Self::new(
             404,
             "NotFound",
@@ -146,7 +150,7 @@ impl ApiError {
     }
 
     /// 404 for a path that names no served resource.
-    pub fn unknown_path() -> Self {
+    pub(crate) fn unknown_path() -> Self {
         Self::new(
             404,
             "NotFound",
@@ -156,7 +160,7 @@ impl ApiError {
     }
 
     /// 409 `<plural> "<name>" already exists`.
-    pub fn already_exists(res: &ResourceDef, name: &str) -> Self {
+    pub(crate) fn already_exists(res: &ResourceDef, name: &str) -> Self {
         Self::new(
             409,
             "AlreadyExists",
@@ -166,7 +170,7 @@ impl ApiError {
     }
 
     /// 409 for an update whose `resourceVersion` (or `uid`) precondition is stale.
-    pub fn conflict(res: &ResourceDef, name: &str, why: &str) -> Self {
+    pub(crate) fn conflict(res: &ResourceDef, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
@@ -179,7 +183,7 @@ impl ApiError {
     }
 
     /// The standard stale-`resourceVersion` conflict.
-    pub fn stale(res: &ResourceDef, name: &str) -> Self {
+    pub(crate) fn stale(res: &ResourceDef, name: &str) -> Self {
         Self::conflict(
             res,
             name,
@@ -188,7 +192,11 @@ impl ApiError {
     }
 
     /// 409 for server-side apply field-manager conflicts.
-    pub fn apply_conflicts(res: &ResourceDef, name: &str, conflicts: &[(String, String)]) -> Self {
+    pub(crate) fn apply_conflicts(
+        res: &ResourceDef,
+        name: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
         let api_version = res.api_version();
         let n = conflicts.len();
         let mut msg = format!(
@@ -215,7 +223,7 @@ impl ApiError {
     }
 
     /// 422 `<Kind> "<name>" is invalid: ...` with one cause per problem.
-    pub fn invalid(res: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
+    pub(crate) fn invalid(res: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
         let joined = if causes.len() == 1 {
             causes[0].render()
         } else {
@@ -247,12 +255,12 @@ impl ApiError {
     }
 
     /// 400 BadRequest.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
 
     /// 403 `<plural> "<name>" is forbidden: <why>`.
-    pub fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {
+    pub(crate) fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {
         Self::new(
             403,
             "Forbidden",
@@ -263,7 +271,7 @@ impl ApiError {
 
     /// 403 for creating inside a namespace that is being deleted, with the
     /// `NamespaceTerminating` cause that client code checks for.
-    pub fn namespace_terminating(res: &ResourceDef, name: &str, namespace: &str) -> Self {
+    pub(crate) fn namespace_terminating(res: &ResourceDef, name: &str, namespace: &str) -> Self {
         let mut e = Self::forbidden(
             res,
             name,
@@ -281,17 +289,17 @@ impl ApiError {
         e
     }
 
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }
 
     /// A `Status` for an arbitrary code, used by fault injection. The reason is
     /// the one a real server pairs with that code.
-    pub fn from_code(code: u16, message: Option<String>) -> Self {
+    pub(crate) fn from_code(code: u16, message: Option<String>) -> Self {
         let reason = reason_for_code(code);
         let message = message.unwrap_or_else(|| match code {
             429 => "Too many requests, please try again later.".to_string(),
@@ -307,7 +315,7 @@ impl ApiError {
     }
 
     /// The `metav1.Status` body.
-    pub fn to_status(&self) -> Value {
+    pub(crate) fn to_status(&self) -> Value {
         let mut body = json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -330,7 +338,7 @@ impl ApiError {
 }
 
 /// The `StatusReason` a real server uses for an HTTP code.
-pub fn reason_for_code(code: u16) -> &'static str {
+pub(crate) fn reason_for_code(code: u16) -> &'static str {
     match code {
         400 => "BadRequest",
         401 => "Unauthorized",
@@ -364,7 +372,7 @@ impl IntoResponse for ApiError {
 
 /// The `Status` a real server returns for a successful delete of a kind that
 /// does not return the deleted object.
-pub fn delete_success(res: &ResourceDef, name: &str, uid: &str) -> Value {
+pub(crate) fn delete_success(res: &ResourceDef, name: &str, uid: &str) -> Value {
     let mut d = details(res, name);
     d["uid"] = json!(uid);
     json!({

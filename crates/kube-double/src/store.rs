@@ -15,9 +15,9 @@ use super::resources::{self, ResourceDef};
 
 /// `(resource index, namespace or "", name)`. Ordered so that one resource in
 /// one namespace is a contiguous range, sorted by name like real list output.
-pub type Key = (usize, String, String);
+pub(crate) type Key = (usize, String, String);
 
-pub fn key(res: &'static ResourceDef, namespace: Option<&str>, name: &str) -> Key {
+pub(crate) fn key(res: &'static ResourceDef, namespace: Option<&str>, name: &str) -> Key {
     (
         resources::index_of(res),
         namespace.unwrap_or_default().to_string(),
@@ -27,7 +27,7 @@ pub fn key(res: &'static ResourceDef, namespace: Option<&str>, name: &str) -> Ke
 
 /// One stored object with its resourceVersion and field ownership.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The full object as served, including `metadata.resourceVersion` and
     /// `metadata.managedFields`.
     pub object: Value,
@@ -37,14 +37,14 @@ pub struct Entry {
 
 /// Lifecycle of a namespace as creation of content sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NamespaceState {
+pub(crate) enum NamespaceState {
     Missing,
     Active,
     Terminating,
 }
 
 #[derive(Debug, Default)]
-pub struct Store {
+pub(crate) struct Store {
     rv: u64,
     objects: BTreeMap<Key, Entry>,
     /// Namespaces being deleted, and when their content is removed.
@@ -57,36 +57,36 @@ pub struct Store {
 
 impl Store {
     /// Allocates the next resourceVersion (one global counter, like etcd's revision).
-    pub fn next_rv(&mut self) -> u64 {
+    pub(crate) fn next_rv(&mut self) -> u64 {
         self.rv += 1;
         self.rv
     }
 
     /// The latest resourceVersion handed out; lists report it.
-    pub fn current_rv(&self) -> u64 {
+    pub(crate) fn current_rv(&self) -> u64 {
         self.rv
     }
 
-    pub fn get(&self, key: &Key) -> Option<&Entry> {
+    pub(crate) fn get(&self, key: &Key) -> Option<&Entry> {
         self.objects.get(key)
     }
 
-    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Entry> {
+    pub(crate) fn get_mut(&mut self, key: &Key) -> Option<&mut Entry> {
         self.objects.get_mut(key)
     }
 
-    pub fn insert(&mut self, key: Key, entry: Entry) {
+    pub(crate) fn insert(&mut self, key: Key, entry: Entry) {
         self.objects.insert(key, entry);
     }
 
-    pub fn remove(&mut self, key: &Key) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, key: &Key) -> Option<Entry> {
         self.pending_ready.remove(key);
         self.objects.remove(key)
     }
 
     /// Objects of one resource, in one namespace or (`None`) all, sorted by
     /// namespace then name.
-    pub fn list<'a>(
+    pub(crate) fn list<'a>(
         &'a self,
         res: &'static ResourceDef,
         namespace: Option<&'a str>,
@@ -102,11 +102,11 @@ impl Store {
             .take_while(move |((i, ns, _), _)| *i == idx && namespace.is_none_or(|n| n == ns))
     }
 
-    pub fn count(&self, res: &'static ResourceDef, namespace: &str) -> usize {
+    pub(crate) fn count(&self, res: &'static ResourceDef, namespace: &str) -> usize {
         self.list(res, Some(namespace)).count()
     }
 
-    pub fn namespace_state(&self, name: &str) -> NamespaceState {
+    pub(crate) fn namespace_state(&self, name: &str) -> NamespaceState {
         match self.get(&key(resources::namespaces(), None, name)) {
             None => NamespaceState::Missing,
             Some(e) if e.object.pointer("/metadata/deletionTimestamp").is_some() => {
@@ -117,7 +117,7 @@ impl Store {
     }
 
     /// Removes every namespaced object in `namespace` (not the namespace itself).
-    pub fn remove_namespace_content(&mut self, namespace: &str) -> usize {
+    pub(crate) fn remove_namespace_content(&mut self, namespace: &str) -> usize {
         // Keys sort by (resource, namespace, name): one range per namespaced
         // resource, not a scan of every object (which made each namespace
         // deletion cost as much as the whole store: quadratic at 10,000

@@ -9,7 +9,7 @@ use super::resources::ResourceDef;
 
 /// What each row's `object` holds (`includeObject` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObject {
+pub(crate) enum IncludeObject {
     None,
     /// `PartialObjectMetadata` (the default).
     Metadata,
@@ -17,7 +17,7 @@ pub enum IncludeObject {
 }
 
 impl IncludeObject {
-    pub fn parse(s: Option<&str>) -> Self {
+    pub(crate) fn parse(s: Option<&str>) -> Self {
         match s {
             Some("None") => IncludeObject::None,
             Some("Object") => IncludeObject::Object,
@@ -27,7 +27,7 @@ impl IncludeObject {
 }
 
 /// Formats a duration in seconds the way `kubectl get` shows ages (`45s`, `5m12s`, `3h`, `2d4h`, `400d`, `3y20d`).
-pub fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     if secs < -1 {
         return "<invalid>".into();
     }
@@ -691,7 +691,7 @@ fn printer(res: &ResourceDef) -> (Vec<Column>, Cells) {
 }
 
 /// `PartialObjectMetadata` of an object, as real servers embed in rows.
-pub fn partial_metadata(obj: &Value) -> Value {
+pub(crate) fn partial_metadata(obj: &Value) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
@@ -700,7 +700,7 @@ pub fn partial_metadata(obj: &Value) -> Value {
 }
 
 /// A `Table` of `objects` with the kind's columns.
-pub fn table(
+pub(crate) fn table(
     res: &ResourceDef,
     objects: &[Value],
     resource_version: &str,

@@ -42,7 +42,7 @@ fn is_lower_alnum(c: char) -> bool {
 }
 
 /// `None` if `s` is a DNS-1123 label (≤ 63, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`).
-pub fn dns1123_label_error(s: &str) -> Option<String> {
+pub(crate) fn dns1123_label_error(s: &str) -> Option<String> {
     if s.len() > 63 {
         return Some("must be no more than 63 characters".into());
     }
@@ -54,7 +54,7 @@ pub fn dns1123_label_error(s: &str) -> Option<String> {
 }
 
 /// `None` if `s` is a DNS-1123 subdomain (≤ 253, dot-separated labels).
-pub fn dns1123_subdomain_error(s: &str) -> Option<String> {
+pub(crate) fn dns1123_subdomain_error(s: &str) -> Option<String> {
     if s.len() > 253 {
         return Some("must be no more than 253 characters".into());
     }
@@ -69,7 +69,7 @@ pub fn dns1123_subdomain_error(s: &str) -> Option<String> {
 }
 
 /// `None` if `s` is a DNS-1035 label (Service names: must start with a letter).
-pub fn dns1035_label_error(s: &str) -> Option<String> {
+pub(crate) fn dns1035_label_error(s: &str) -> Option<String> {
     if s.len() > 63 {
         return Some("must be no more than 63 characters".into());
     }
@@ -81,7 +81,7 @@ pub fn dns1035_label_error(s: &str) -> Option<String> {
 }
 
 /// `None` if `s` may be a path segment (RBAC names such as `system:admin`).
-pub fn path_segment_error(s: &str) -> Option<String> {
+pub(crate) fn path_segment_error(s: &str) -> Option<String> {
     if s == "." || s == ".." {
         return Some(format!("may not be '{s}'"));
     }
@@ -103,7 +103,7 @@ fn qualified_name_part_ok(s: &str) -> bool {
 }
 
 /// `None` if `key` is a valid label/annotation key (`[prefix/]name`).
-pub fn label_key_error(key: &str) -> Option<String> {
+pub(crate) fn label_key_error(key: &str) -> Option<String> {
     let (prefix, name) = match key.split('/').collect::<Vec<_>>()[..] {
         [name] => (None, name),
         [prefix, name] => (Some(prefix), name),
@@ -131,7 +131,7 @@ pub fn label_key_error(key: &str) -> Option<String> {
 }
 
 /// `None` if `value` is a valid label value (≤ 63, may be empty).
-pub fn label_value_error(value: &str) -> Option<String> {
+pub(crate) fn label_value_error(value: &str) -> Option<String> {
     if value.len() > 63 {
         return Some("must be no more than 63 characters".into());
     }
@@ -139,7 +139,7 @@ pub fn label_value_error(value: &str) -> Option<String> {
 }
 
 /// Whether `s` parses as a Kubernetes resource quantity (`100m`, `1Gi`, `1e3`).
-pub fn is_quantity(s: &str) -> bool {
+pub(crate) fn is_quantity(s: &str) -> bool {
     let s = s.strip_prefix(['+', '-']).unwrap_or(s);
     let num_end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -163,7 +163,7 @@ pub fn is_quantity(s: &str) -> bool {
 }
 
 /// The name rule a real server applies to `metadata.name` of this resource.
-pub fn name_error(res: &ResourceDef, name: &str) -> Option<String> {
+pub(crate) fn name_error(res: &ResourceDef, name: &str) -> Option<String> {
     match (res.group, res.kind) {
         ("", "Namespace") => dns1123_label_error(name),
         ("", "Service") => dns1035_label_error(name),
@@ -178,7 +178,7 @@ pub fn name_error(res: &ResourceDef, name: &str) -> Option<String> {
 
 /// The outcome of decoding into the `k8s-openapi` type.
 #[derive(Debug, Default)]
-pub struct Decoded {
+pub(crate) struct Decoded {
     /// Paths of fields the type does not know (`spec.foo`, `spec.ports[0].bar`).
     pub unknown_fields: Vec<String>,
 }
@@ -197,7 +197,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String
 
 /// Deserializes `obj` into its `k8s-openapi` type and back, returning the
 /// typed form (as JSON) or serde's error with the field path.
-pub fn typed_roundtrip(res: &ResourceDef, obj: &Value) -> Result<Value, String> {
+pub(crate) fn typed_roundtrip(res: &ResourceDef, obj: &Value) -> Result<Value, String> {
     use api::{apps, autoscaling, batch, core, networking, policy, rbac};
     match (res.group, res.kind) {
         ("", "Namespace") => roundtrip::<core::v1::Namespace>(obj),
@@ -256,7 +256,7 @@ fn unknown_paths(original: &Value, typed: &Value, path: &str, out: &mut Vec<Stri
 }
 
 /// Removes the fields at `paths` (as produced by [`decode`]) from `obj`.
-pub fn prune_fields(obj: &mut Value, paths: &[String]) {
+pub(crate) fn prune_fields(obj: &mut Value, paths: &[String]) {
     for p in paths {
         remove_dotted(obj, p);
     }
@@ -351,7 +351,7 @@ fn quantity_errors(res: &ResourceDef, obj: &Value) -> Vec<String> {
 
 /// Layer 1: decodes `obj` as its kind. A failure is a 400 BadRequest whose
 /// message names the kind and includes serde's error (with field path).
-pub fn decode(res: &ResourceDef, obj: &Value) -> Result<Decoded, ApiError> {
+pub(crate) fn decode(res: &ResourceDef, obj: &Value) -> Result<Decoded, ApiError> {
     let fail = |why: String| {
         ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}",
@@ -390,7 +390,7 @@ fn pod_spec<'a>(res: &ResourceDef, obj: &'a Value) -> Option<(&'static str, &'a 
 }
 
 /// Layer 2: names, labels and annotations.
-pub fn validate_metadata(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
+pub(crate) fn validate_metadata(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = str_at(obj, "/metadata/name").unwrap_or_default();
     if name.is_empty() {
@@ -440,7 +440,7 @@ pub fn validate_metadata(res: &ResourceDef, obj: &Value) -> Vec<Cause> {
 }
 
 /// Label keys and values of a label map at `field`.
-pub fn validate_labels(field: &str, labels: Option<&Value>) -> Vec<Cause> {
+pub(crate) fn validate_labels(field: &str, labels: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let Some(m) = labels.and_then(Value::as_object) {
         for (k, v) in m {
@@ -802,7 +802,7 @@ fn validate_service(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
 
 /// Layer 3: the per-kind checks. `old` is the stored object on updates, for
 /// immutability rules.
-pub fn validate_kind(res: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+pub(crate) fn validate_kind(res: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     match (res.group, res.kind) {
         ("", "Service") => validate_service(obj, old, &mut causes),
@@ -1020,7 +1020,7 @@ pub fn validate_kind(res: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec
 /// a typed patch: entries of associative lists must carry all their key fields,
 /// and `protocol` has no default there. Real servers answer
 /// `failed to create typed patch object ...`; we use 422 Invalid.
-pub fn validate_apply_config(
+pub(crate) fn validate_apply_config(
     res: &ResourceDef,
     name: &str,
     applied: &Value,

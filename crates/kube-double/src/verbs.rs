@@ -31,7 +31,7 @@ const NO_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\n(embedded test API: plain 
 
 /// Filters and paging of a list.
 #[derive(Debug, Default)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
     pub limit: Option<usize>,
@@ -41,7 +41,7 @@ pub struct ListParams {
 
 /// One page of a list.
 #[derive(Debug)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub items: Vec<Value>,
     pub resource_version: String,
     pub continue_after: Option<(String, String)>,
@@ -50,7 +50,7 @@ pub struct Listed {
 
 /// Options common to writes.
 #[derive(Debug, Clone)]
-pub struct WriteParams {
+pub(crate) struct WriteParams {
     /// Field manager for ownership (`fieldManager`, or derived from the user agent).
     pub manager: String,
     /// `fieldManager` exactly as sent, which apply requires.
@@ -62,7 +62,7 @@ pub struct WriteParams {
 
 /// The result of a write.
 #[derive(Debug)]
-pub struct Written {
+pub(crate) struct Written {
     pub object: Value,
     pub created: bool,
     /// `Warning` headers to send (unknown fields).
@@ -71,7 +71,7 @@ pub struct Written {
 
 /// Preconditions of a delete (`DeleteOptions.preconditions`) or update.
 #[derive(Debug, Default)]
-pub struct Preconditions {
+pub(crate) struct Preconditions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
 }
@@ -329,7 +329,7 @@ fn seed_namespace(store: &mut Store, app: &App, namespace: &str) {
 }
 
 /// Creates the namespaces every cluster starts with.
-pub fn bootstrap(app: &App) {
+pub(crate) fn bootstrap(app: &App) {
     let mut store = app.store();
     for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
         create_internal(
@@ -399,7 +399,7 @@ fn write_loop(
 }
 
 /// GET of one object; 404 `NotFound` when absent.
-pub fn get(
+pub(crate) fn get(
     app: &App,
     res: &'static ResourceDef,
     namespace: Option<&str>,
@@ -413,7 +413,7 @@ pub fn get(
 
 /// LIST in one namespace or (`None`) across all, sorted by namespace and name.
 /// Lists of a namespace that does not exist are empty, as on a real server.
-pub fn list(
+pub(crate) fn list(
     app: &App,
     res: &'static ResourceDef,
     namespace: Option<&str>,
@@ -450,7 +450,7 @@ pub fn list(
 /// POST: creates an object. 409 `AlreadyExists`, 404 when the namespace does
 /// not exist, 403 `NamespaceTerminating`, 422 `Invalid`, 400 for bodies that
 /// do not decode or whose type/namespace does not match the URL.
-pub fn create(
+pub(crate) fn create(
     app: &App,
     res: &'static ResourceDef,
     url_ns: Option<&str>,
@@ -508,7 +508,7 @@ pub fn create(
 
 /// PUT: replaces an object. 404 when absent; 409 `Conflict` when the body's
 /// `resourceVersion` is set and stale.
-pub fn replace(
+pub(crate) fn replace(
     app: &App,
     res: &'static ResourceDef,
     url_ns: Option<&str>,
@@ -538,7 +538,7 @@ pub fn replace(
 
 /// Patch formats other than apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     /// `application/merge-patch+json`
     Merge,
     /// `application/strategic-merge-patch+json`, treated as a merge patch
@@ -597,7 +597,7 @@ fn parse_patch(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
 
 /// PATCH with a merge, strategic-merge or JSON patch. 404 when absent; 409
 /// when the patch sets a stale `resourceVersion`.
-pub fn patch(
+pub(crate) fn patch(
     app: &App,
     res: &'static ResourceDef,
     url_ns: Option<&str>,
@@ -641,7 +641,7 @@ fn parse_apply_body(body: &[u8]) -> Result<Value, ApiError> {
 /// Server-side apply (PATCH `application/apply-patch+yaml`): creates the object
 /// when absent, else merges per [`super::apply`]. 422 without `fieldManager`,
 /// 409 on conflicts with other managers unless `force`.
-pub fn apply(
+pub(crate) fn apply(
     app: &App,
     res: &'static ResourceDef,
     url_ns: Option<&str>,
@@ -705,7 +705,7 @@ pub fn apply(
 
 /// How a `/status` write changes the status.
 #[derive(Debug)]
-pub enum StatusWrite {
+pub(crate) enum StatusWrite {
     Replace(Value),
     Patch(PatchKind, Vec<u8>),
     Apply(Vec<u8>),
@@ -713,7 +713,7 @@ pub enum StatusWrite {
 
 /// Writes to the `status` subresource: only `.status` changes; no ownership
 /// tracking for status.
-pub fn write_status(
+pub(crate) fn write_status(
     app: &App,
     res: &'static ResourceDef,
     url_ns: Option<&str>,
@@ -784,7 +784,7 @@ pub fn write_status(
 /// get a `deletionTimestamp` and stay until their finalizers are removed.
 /// Returns the object, or a `Status` of success for kinds a real server
 /// answers that way. 404 when absent; 403 for `default`/`kube-system`/`kube-public`.
-pub fn delete(
+pub(crate) fn delete(
     app: &App,
     res: &'static ResourceDef,
     namespace: Option<&str>,
@@ -874,7 +874,7 @@ pub fn delete(
 
 /// DELETE of a collection: deletes every object the selectors match and
 /// returns them as a list. Namespaces do not support it (405).
-pub fn delete_collection(
+pub(crate) fn delete_collection(
     app: &App,
     res: &'static ResourceDef,
     namespace: Option<&str>,

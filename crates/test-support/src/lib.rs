@@ -15,6 +15,8 @@
 //! This crate is for tests, benchmarks and the `dev` feature's commands; the
 //! worker's release binary does not contain it.
 
+#![warn(missing_docs)]
+
 mod cluster;
 pub mod manifests;
 pub mod metrics;
@@ -41,8 +43,11 @@ pub enum ControlPlaneError {
     /// A binary is missing.
     #[error("{what} not found at {path}: {hint}")]
     Missing {
+        /// The program.
         what: &'static str,
+        /// Where it was looked for.
         path: String,
+        /// How to get it.
         hint: &'static str,
     },
     /// Files, keys or ports could not be prepared.
@@ -50,7 +55,12 @@ pub enum ControlPlaneError {
     Setup(String),
     /// A process did not start or did not become ready.
     #[error("{what} did not start: {detail}")]
-    Start { what: &'static str, detail: String },
+    Start {
+        /// The process.
+        what: &'static str,
+        /// What happened, with the end of its log.
+        detail: String,
+    },
     /// The cluster answered with an error.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),

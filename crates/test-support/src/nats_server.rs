@@ -20,32 +20,46 @@ pub enum NatsServerError {
         "nats-server is not on PATH; install it with scripts/install-nats.sh \
          (Debian/Ubuntu) or from https://github.com/nats-io/nats-server/releases"
     )]
+    /// No `nats-server` on PATH.
     Missing,
     #[error(
         "nats-server {found} is too old: tenant-worker needs {}.{} or newer; \
          run scripts/install-nats.sh",
         MIN_VERSION.0, MIN_VERSION.1
     )]
-    TooOld { found: String },
+    /// The `nats-server` on PATH is older than 2.10.
+    TooOld {
+        /// The version it reports.
+        found: String,
+    },
+    /// The process could not be started or its files written.
     #[error("cannot start nats-server: {0}")]
     Io(#[from] std::io::Error),
     #[error(
         "nats-server did not accept connections on port {port} within {waited:?}; its log: {log}"
     )]
+    /// Started, but not accepting connections in time.
     NotReady {
+        /// Its client port.
         port: u16,
+        /// How long it was given.
         waited: Duration,
+        /// Its log.
         log: String,
     },
     #[error(
         "nats-server {node} of the cluster was not a ready JetStream cluster member within \
          {waited:?}: {health}; its log: {log}"
     )]
+    /// A cluster node that did not become a ready JetStream member in time.
     ClusterNotReady {
+        /// The node's name.
         node: String,
+        /// How long it was given.
         waited: Duration,
         /// What its monitoring endpoint said last (or why it did not answer).
         health: String,
+        /// Its log.
         log: String,
     },
 }
@@ -212,6 +226,7 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The client port, on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
     }

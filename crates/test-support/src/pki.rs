@@ -71,7 +71,7 @@ impl Pki {
     ///
     /// # Errors
     /// [`ControlPlaneError::Setup`] when a key cannot be made or written.
-    pub fn write(dir: &Path) -> Result<Self, ControlPlaneError> {
+    pub(crate) fn write(dir: &Path) -> Result<Self, ControlPlaneError> {
         let ca_key = KeyPair::generate().map_err(|e| pki_error("CA key", e))?;
         let mut ca = CertificateParams::new(Vec::<String>::new())
             .map_err(|e| pki_error("CA certificate", e))?;

@@ -65,7 +65,7 @@ impl Process {
     ///
     /// # Errors
     /// [`ControlPlaneError::Start`] when the program cannot be started.
-    pub fn spawn(
+    pub(crate) fn spawn(
         name: &'static str,
         program: &Path,
         args: &[String],
@@ -103,24 +103,24 @@ impl Process {
         Ok(Self { log, child })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// `Some(status)` when the process has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// The last lines of the process's log, for error messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// Sends `signal` to the process.
-    pub fn signal(&self, signal: libc::c_int) -> std::io::Result<()> {
+    pub(crate) fn signal(&self, signal: libc::c_int) -> std::io::Result<()> {
         // SAFETY: kill(2) with our own child's pid.
         if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } == -1 {
             return Err(std::io::Error::last_os_error());
@@ -130,7 +130,7 @@ impl Process {
 
     /// SIGTERM (after SIGCONT, in case it was stopped), then SIGKILL when it
     /// has not exited within `grace`; reaps it.
-    pub fn stop(&mut self, grace: Duration) {
+    pub(crate) fn stop(&mut self, grace: Duration) {
         let _ = self.signal(libc::SIGCONT);
         let _ = self.signal(libc::SIGTERM);
         let deadline = Instant::now() + grace;
