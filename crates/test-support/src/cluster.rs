@@ -1,6 +1,5 @@
 //! Starting, sharing and stopping a control plane.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc;
@@ -166,7 +165,7 @@ impl ControlPlane {
             .local
             .as_ref()
             .ok_or(ControlPlaneError::NotLocal("freezing the API server"))?;
-        signal(local.api_server_pid, libc::SIGSTOP)
+        processes::send_signal(local.api_server_pid, libc::SIGSTOP)
             .map_err(|e| ControlPlaneError::Setup(format!("cannot stop the API server: {e}")))?;
         Ok(ApiServerFrozen {
             pid: Some(local.api_server_pid),
@@ -245,7 +244,7 @@ impl ApiServerFrozen {
 
     fn resume(&mut self) {
         if let Some(pid) = self.pid.take() {
-            let _ = signal(pid, libc::SIGCONT);
+            let _ = processes::send_signal(pid, libc::SIGCONT);
         }
     }
 }
@@ -254,14 +253,6 @@ impl Drop for ApiServerFrozen {
     fn drop(&mut self) {
         self.resume();
     }
-}
-
-fn signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: kill(2) on a child this process started.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// A client from a kubeconfig file.
@@ -348,9 +339,7 @@ impl Binaries {
 }
 
 fn free_port() -> Result<u16, ControlPlaneError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    crate::nats_server::free_port()
         .map_err(|e| ControlPlaneError::Setup(format!("no free port: {e}")))
 }
 

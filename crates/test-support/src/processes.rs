@@ -121,11 +121,7 @@ impl Process {
 
     /// Sends `signal` to the process.
     pub(crate) fn signal(&self, signal: libc::c_int) -> std::io::Result<()> {
-        // SAFETY: kill(2) with our own child's pid.
-        if unsafe { libc::kill(self.child.id() as libc::pid_t, signal) } == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        send_signal(self.child.id(), signal)
     }
 
     /// SIGTERM (after SIGCONT, in case it was stopped), then SIGKILL when it
@@ -142,6 +138,15 @@ impl Process {
         let pid = self.child.id();
         LIVE.lock().expect("live list").0.retain(|p| *p != pid);
     }
+}
+
+/// Sends `signal` to process `pid`, a child this process started.
+pub(crate) fn send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: kill(2) on a child of this process.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Children stopped in reverse order of start when dropped.
