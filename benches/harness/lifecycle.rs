@@ -22,6 +22,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value};
 use tenant_worker::contract::{CONSUMER_NAME, LIFECYCLE_STREAM, TENANT_LABEL};
+use tenant_worker_test_support::kinds::older_versions;
 use tokio::sync::Semaphore;
 
 use crate::common::{
@@ -431,12 +432,10 @@ pub(crate) async fn capture_objects(
         (ApiResource::erase::<Ingress>(&()), true),
         (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
         (ApiResource::erase::<PodDisruptionBudget>(&()), true),
-        (older("policy/v1beta1", "PodDisruptionBudget"), true),
-        (
-            older("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
-            true,
-        ),
     ];
+    let kinds = kinds
+        .into_iter()
+        .chain(older_versions().into_iter().map(|r| (r, true)));
     for (resource, namespaced) in kinds {
         let list = match Api::<DynamicObject>::all_with(kube.clone(), &resource)
             .list(&ListParams::default().labels(TENANT_LABEL))
@@ -475,14 +474,6 @@ pub(crate) async fn capture_objects(
         }
     }
     Ok(out)
-}
-
-/// The API resource of `kind` in an older `api_version` (plural: the kind
-/// in lower case, plus `s`, as for the two kinds this is used for).
-fn older(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').expect("group/version");
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
 }
 
 /// What a client sends for `object` (a list item, so without its type): its

@@ -12,11 +12,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tenant_worker::cluster::release_records::{Release, ReleaseStatus, decode};
 use tenant_worker::contract::TENANT_LABEL;
+use tenant_worker_test_support::kinds::older_versions;
 
 use super::PATIENCE;
 
@@ -52,30 +53,12 @@ fn served<K: Clone>(list: kube::Result<kube::core::ObjectList<K>>) -> Vec<K> {
     }
 }
 
-/// The kinds a release can hold in versions that clusters older than the
-/// typed API (1.33) serve instead: `(group, version, kind, plural)`.
-const OLDER_VERSIONS: &[(&str, &str, &str, &str)] = &[
-    (
-        "policy",
-        "v1beta1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-    ),
-    (
-        "autoscaling",
-        "v2beta2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-];
-
-/// Objects of [`OLDER_VERSIONS`] matching `selector`, as (tenant label,
+/// Objects in [`older_versions`] matching `selector`, as (tenant label,
 /// `Kind/namespace/name`).
 async fn list_older_versions(kube: &kube::Client, selector: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (group, version, kind, plural) in OLDER_VERSIONS {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    for resource in older_versions() {
+        let kind = &resource.kind;
         let api = Api::<DynamicObject>::all_with(kube.clone(), &resource);
         for o in served(api.list(&ListParams::default().labels(selector)).await) {
             let tenant = o.labels().get(TENANT_LABEL).cloned().unwrap_or_default();

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod cluster;
+pub mod kinds;
 pub mod manifests;
 pub mod metrics;
 pub mod nats_server;
