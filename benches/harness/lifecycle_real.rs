@@ -45,7 +45,7 @@ fn open_cluster(args: &LifecycleBench) -> BenchResult<ControlPlane> {
     })
 }
 
-/// Six random characters: tenants of a shared cluster get names of their own.
+/// Four random letters: tenants of a shared cluster get names of their own.
 fn run_tag() -> String {
     (0..4)
         .map(|_| char::from(b'a' + fastrand::u8(..26)))
