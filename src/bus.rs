@@ -23,7 +23,7 @@ use crate::contract::{
     TenantId, completion_msg_id_of,
 };
 use crate::error::Error;
-use crate::saga::state::{Attempt, TenantRecord};
+use crate::record::{Attempt, TenantRecord};
 use crate::saga::store::StateStore;
 
 /// What a dead letter says about the deliveries before it.
@@ -178,7 +178,7 @@ async fn until_answered<T, E, F>(
 ) -> Result<T, Error>
 where
     F: Future<Output = Result<T, E>>,
-    E: std::error::Error + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let mut attempt = 1;
     loop {

@@ -10,8 +10,13 @@ use crate::contract::TenantId;
 pub enum Error {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    #[error("nats: {op}: {message}")]
-    Nats { op: &'static str, message: String },
+    /// A NATS operation failed; `source` is the client's error.
+    #[error("nats: {op}: {source}")]
+    Nats {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("tenant record of {tenant} was changed concurrently; will re-read and retry")]
     StateConflict { tenant: TenantId },
     #[error("tenant {tenant} is held by replica {holder} until {until}; will retry")]
@@ -36,6 +41,11 @@ pub enum Error {
     Plans(#[from] crate::plans::PlanError),
     #[error("{0}")]
     Setup(String),
+    /// Drift repair cannot put a tenant back as its record says (the record
+    /// names no plan, or one the catalogue no longer has; the release no
+    /// longer renders).
+    #[error("tenant {tenant} cannot be repaired: {reason}")]
+    Unrepairable { tenant: TenantId, reason: String },
     /// A check (`reconcile`, `replay`) found what it reports, or could not fix it.
     #[error("{0}")]
     Found(String),
@@ -48,11 +58,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps an async-nats error of operation `op`.
-    pub fn nats(op: &'static str, err: impl std::fmt::Display) -> Self {
+    /// Wraps the error of NATS operation `op` (an async-nats error, kept as
+    /// the source, or a message).
+    pub fn nats(
+        op: &'static str,
+        err: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Self::Nats {
             op,
-            message: err.to_string(),
+            source: err.into(),
         }
     }
 
@@ -85,12 +99,13 @@ impl Error {
             Self::CorruptRecord { .. }
             | Self::Plans(_)
             | Self::Setup(_)
+            | Self::Unrepairable { .. }
             | Self::Found(_)
             | Self::Stdout(_) => false,
         }
     }
 
-    /// A short, stable label for logs and metrics.
+    /// A short, stable label for the `saga_errors_total{error}` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Cluster(ClusterError::Api(_)) => "kube_api",
@@ -111,6 +126,7 @@ impl Error {
             Self::CorruptRecord { .. } => "corrupt_record",
             Self::Plans(_) => "plans",
             Self::Setup(_) => "setup",
+            Self::Unrepairable { .. } => "unrepairable",
             Self::Found(_) => "found",
             Self::Stdout(_) => "stdout",
         }

@@ -10,18 +10,19 @@ pub mod bus;
 pub mod cluster;
 pub mod commands;
 pub mod config;
-pub mod contract;
 pub mod error;
 pub mod failpoint;
 pub mod health;
 pub mod metrics;
-pub mod plans;
 pub mod retry;
 pub mod saga;
 pub mod settings;
 pub mod steps;
 pub mod telemetry;
 pub mod worker;
+
+// The domain (crates/core), under the names the worker has always used.
+pub use tenant_core::{contract, plans, record};
 
 pub use error::{Error, Result};
 pub use settings::WorkerSettings;

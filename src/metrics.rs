@@ -8,6 +8,7 @@
 //! | `tenant_worker_sagas_completed` | counter | `intent`, `outcome` (the completion event type) |
 //! | `tenant_worker_sagas_failed` | counter | `intent` |
 //! | `tenant_worker_sagas_compensated` | counter | `intent` |
+//! | `tenant_worker_saga_errors` | counter | `error` (the kind of error a delivery ended with, e.g. `kube_api`, `nats`, `tenant_busy`, `not_ready`) |
 //! | `tenant_worker_step_duration_seconds` | histogram | `step`, `direction` (`apply`, `compensate`) |
 //! | `tenant_worker_kube_retries` | counter | |
 //! | `tenant_worker_deadlettered` | counter | `reason` |
@@ -46,6 +47,12 @@ pub struct StepLabels {
     pub direction: &'static str,
 }
 
+/// `error` label: [`crate::Error::metric_label`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: &'static str,
+}
+
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -60,6 +67,7 @@ pub struct Metrics {
     pub sagas_completed: Family<OutcomeLabels, Counter>,
     pub sagas_failed: Family<IntentLabels, Counter>,
     pub sagas_compensated: Family<IntentLabels, Counter>,
+    pub saga_errors: Family<ErrorLabels, Counter>,
     pub step_duration: HistogramFamily<StepLabels>,
     pub kube_retries: Counter,
     pub deadlettered: Family<ReasonLabels, Counter>,
@@ -84,6 +92,7 @@ impl Metrics {
             sagas_completed: Family::default(),
             sagas_failed: Family::default(),
             sagas_compensated: Family::default(),
+            saga_errors: Family::default(),
             step_duration: HistogramFamily::new_with_constructor(step_histogram),
             kube_retries: Counter::default(),
             deadlettered: Family::default(),
@@ -113,6 +122,12 @@ impl Metrics {
             "sagas_compensated",
             "Failed sagas whose done steps were all undone, by intent",
             m.sagas_compensated.clone(),
+        );
+        registry.register(
+            "saga_errors",
+            "Deliveries of inbound events that ended with an error, by kind of error \
+             (waits for another saga included: tenant_busy, saga_pending)",
+            m.saga_errors.clone(),
         );
         registry.register(
             "step_duration_seconds",
@@ -190,7 +205,7 @@ impl Metrics {
                 );
             }
         }
-        for step in crate::steps::Step::PROVISION {
+        for step in tenant_core::steps::Step::ALL {
             for direction in ["apply", "compensate"] {
                 drop(self.step_duration.get_or_create(&StepLabels {
                     step: step.as_str(),
@@ -218,6 +233,16 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
+}
+
+/// Counts a delivery that ended with `error` in `saga_errors`.
+pub fn count_error(error: &crate::Error) {
+    metrics()
+        .saga_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label(),
+        })
+        .inc();
 }
 
 /// Decrements `gauge` when dropped: counts something held for a scope.
@@ -266,5 +291,19 @@ mod tests {
         }
         assert!(text.contains("tenant_worker_sagas_started_total{intent=\"requested\"}"));
         assert!(text.contains("tenant_worker_sagas_failed_total{intent=\"deleted\"} 0"));
+    }
+
+    #[test]
+    fn errors_are_counted_by_their_kind() {
+        let unreadable = crate::Error::CorruptRecord {
+            tenant: crate::contract::TenantId::parse("acme").unwrap(),
+            message: "not JSON".into(),
+        };
+        count_error(&unreadable);
+        let text = metrics().encode();
+        assert!(
+            text.contains("tenant_worker_saga_errors_total{error=\"corrupt_record\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::bus::{Bus, DeadLetterHistory, ensure_topology};
 use crate::contract::{TenantId, decode_inbound};
 use crate::error::Error;
 use crate::failpoint::crash_point;
+use crate::saga::reconcile::{PassMode, TenantReport};
 use crate::saga::{Delivery, Engine, Handled};
 use crate::settings::WorkerSettings;
 
@@ -219,8 +220,11 @@ async fn reconcile_periodically(engine: Engine, every: Duration) {
                 continue;
             }
         };
-        let report = |line: String| info!(target: "tenant_worker::reconcile", "{line}");
-        match crate::commands::reconcile::pass(&engine, &records, true, report, false).await {
+        let report = |r: &TenantReport| info!(target: "tenant_worker::reconcile", "{r}");
+        match engine
+            .reconcile_pass(&records, PassMode::Repair, report)
+            .await
+        {
             Ok(s) => info!(
                 checked = s.checked,
                 in_sync = s.in_sync,
@@ -421,6 +425,9 @@ async fn handle_message(
             async {
                 let result =
                     run_when_free(engine, settings, busy, &mut slot, &msg, &event, delivery).await;
+                if let Err(e) = &result {
+                    crate::metrics::count_error(e);
+                }
                 match &result {
                     Err(e) if e.is_wait() => debug!(reason = %e, "not now; redelivering later"),
                     Err(e) => warn!(error = %e, transient = e.is_transient(), "event not finished"),

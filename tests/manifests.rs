@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::cluster::first_container;
 use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Secret, ServiceAccount};
@@ -427,17 +428,6 @@ fn the_plans_configmap_is_k8s_plans_yaml() {
 // The Deployment
 // ---------------------------------------------------------------------------
 
-fn worker_container(d: &Deployment) -> &Container {
-    &d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-}
-
 fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
     c.env
         .as_ref()?
@@ -459,7 +449,7 @@ fn the_deployment_wires_what_the_worker_reads_and_runs_locked_down() {
     let spec = deployment.spec.as_ref().unwrap();
     assert!(spec.replicas.unwrap() >= 2, "at least two replicas");
     let pod = spec.template.spec.as_ref().unwrap();
-    let c = worker_container(&deployment);
+    let c = first_container(&deployment);
     assert_eq!(c.args.as_deref(), Some(&["run".to_owned()][..]));
 
     // Every environment variable is one `run` reads (catches a misspelt name,
@@ -724,7 +714,7 @@ async fn nack_resources_are_the_topology_the_worker_creates() {
     // The settings are what ensure_topology creates, with the flags the
     // Deployment sets, on a real nats-server.
     let deployment: Deployment = typed(find(&docs, "Deployment", "tenant-worker"));
-    let c = worker_container(&deployment);
+    let c = first_container(&deployment);
     let mut settings = tenant_worker::bus::TopologySettings::default();
     if let Some(r) = env_value(c, "TENANT_WORKER_STREAM_REPLICAS") {
         settings.replicas = r.parse().unwrap();
@@ -938,17 +928,24 @@ fn worker_cluster_roles(docs: &[Doc]) -> BTreeMap<String, ClusterRole> {
 
 /// The rules the worker writes into every tenant's `tenant-admin` Role.
 fn tenant_admin_rules() -> Vec<PolicyRule> {
+    use tenant_worker::steps::{IsolationObject, Step, StepObjects};
     let catalog = tenant_worker::plans::PlanCatalog::load(None).unwrap();
     let tenant = tenant("acme");
-    let objects = tenant_worker::cluster::objects::TenantObjects {
+    let objects = tenant_worker::steps::TenantObjects {
         tenant: &tenant,
         namespace: "tenant-acme",
         plan: catalog.get("free").unwrap(),
         gateway_namespace: "tenant-gateway",
     };
-    tenant_worker::cluster::objects::build_role(&objects)
-        .rules
-        .unwrap()
+    let StepObjects::Isolation(rbac) = Step::Rbac.objects(&objects) else {
+        unreachable!("the RBAC step builds objects");
+    };
+    rbac.into_iter()
+        .find_map(|o| match o {
+            IsolationObject::Role(role) => role.rules,
+            _ => None,
+        })
+        .expect("the RBAC step builds a Role")
 }
 
 /// A client for this test's own requests, told apart by its `User-Agent`.

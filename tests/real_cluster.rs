@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
+use support::cluster::{expected_ready_objects, image_of, releases, tenant_objects, wait_objects};
 use support::process::WorkerProcess;
 use support::real_cluster::RealCluster;
 use support::*;
@@ -158,18 +158,7 @@ async fn an_upgrade_succeeds_and_one_that_never_becomes_ready_is_rolled_back() {
         worker.log_text()
     );
     let d = deployment(&rc, &tenant).await;
-    let image = d
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap();
+    let image = image_of(&d);
     assert!(image.ends_with(":1.1.0"), "{image}");
     assert_eq!(d.status.unwrap().updated_replicas, Some(1));
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::cluster::{expected_ready_objects, releases, tenant_objects, wait_objects};
+use crate::support::cluster::{
+    expected_ready_objects, image_of, releases, tenant_objects, wait_objects,
+};
 use crate::support::*;
 use helm::Chart;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -59,20 +61,6 @@ async fn deployment(h: &Harness, tenant: &str) -> Deployment {
         .unwrap();
     assert_eq!(list.items.len(), 1, "one Deployment");
     list.items.into_iter().next().unwrap()
-}
-
-fn image_of(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -448,7 +436,8 @@ async fn at_most_ten_revisions_are_kept() {
 async fn a_record_replaced_between_the_two_writes_is_not_overwritten() {
     use kube::ResourceExt;
     use tenant_worker::cluster::release_records::{Release, ReleaseInfo};
-    use tenant_worker::cluster::{Cluster, ClusterError, objects::owner_labels};
+    use tenant_worker::cluster::{Cluster, ClusterError};
+    use tenant_worker::steps::owner_labels;
 
     let h = Harness::start_bare(EmbeddedApiConfig::default()).await;
     let owner = tenant("pinned");

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tenant_worker::bus::Bus;
 use tenant_worker::contract::{EventType, IntentKind, TenantId};
-use tenant_worker::saga::state::{Lease, SagaLog, StepState, TenantRecord, TenantStatus};
+use tenant_worker::record::{Lease, SagaLog, StepState, TenantRecord, TenantStatus};
 use tenant_worker::saga::store::Versioned;
 use tenant_worker::steps::Step;
 use uuid::Uuid;
@@ -218,7 +218,7 @@ fn tenant_record(i: usize, r: usize, revisions: usize) -> TenantRecord {
         saga.plan = Some(plan.to_owned());
         saga.app_version = Some(version);
         saga.release_revision = Some(1);
-        for step in Step::PROVISION.iter().take(r) {
+        for step in Step::ALL.iter().take(r) {
             saga.mark(*step, StepState::Done);
         }
         record.lease = Some(lease(requested, now));
@@ -244,7 +244,7 @@ fn tenant_record(i: usize, r: usize, revisions: usize) -> TenantRecord {
         saga.app_version = record.app_version.clone();
         saga.rollback_plan = Some(plan.to_owned());
         saga.release_revision = Some(record.release_revision + 1);
-        for step in Step::PROVISION.iter().take(3) {
+        for step in Step::ALL.iter().take(3) {
             saga.mark(*step, StepState::Done);
         }
         record.lease = Some(lease(next, now));

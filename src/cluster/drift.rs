@@ -13,8 +13,9 @@ use kube::api::{Api, DynamicObject, Patch};
 use serde_json::Value;
 
 use super::dynamic::ObjectRef;
-use super::{Cluster, ClusterError, apply_params, objects};
+use super::{Cluster, ClusterError, apply_params};
 use crate::contract::TenantId;
+use tenant_core::steps::is_owned_by;
 
 /// How one desired object stands in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl Cluster {
         let Some(live) = self.request(|| api.get_opt(&r.name)).await? else {
             return Ok(ObjectState::Missing);
         };
-        if !objects::is_owned_by(&live.metadata, tenant) {
+        if !is_owned_by(&live.metadata, tenant) {
             return Ok(ObjectState::NotOwned);
         }
         let mut params = apply_params();

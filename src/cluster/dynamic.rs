@@ -9,8 +9,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind,
 use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
 
-use super::{Cluster, ClusterError, apply_params, objects};
+use super::{Cluster, ClusterError, apply_params};
 use crate::contract::TenantId;
+use tenant_core::steps::is_owned_by;
 
 /// Where an object lives: enough to find it again.
 #[derive(
@@ -118,7 +119,7 @@ impl Cluster {
         // Only the labels matter: a metadata-only read (the release record,
         // for one, is kilobytes of chart).
         if let Some(existing) = self.request(|| api.get_metadata_opt(&r.name)).await?
-            && !objects::is_owned_by(&existing.metadata, tenant)
+            && !is_owned_by(&existing.metadata, tenant)
         {
             return Err(ClusterError::NotOwned {
                 kind: r.kind,
@@ -161,7 +162,7 @@ impl Cluster {
         let Some(existing) = self.request(|| api.get_metadata_opt(&r.name)).await? else {
             return Ok(());
         };
-        if !objects::is_owned_by(&existing.metadata, tenant) {
+        if !is_owned_by(&existing.metadata, tenant) {
             return Err(ClusterError::NotOwned {
                 kind: r.kind.clone(),
                 namespace: namespace.to_owned(),

@@ -7,7 +7,6 @@
 pub mod capabilities;
 pub mod drift;
 pub mod dynamic;
-pub mod objects;
 pub mod readiness;
 pub mod release_records;
 
@@ -25,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::contract::{MANAGER, TenantId};
 use crate::retry::RetryPolicy;
+use tenant_core::steps::is_owned_by;
 
 /// A cluster operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +236,7 @@ impl Cluster {
         let name = self.namespace_for(tenant);
         Ok(match self.request(|| api.get_metadata_opt(&name)).await? {
             None => NamespaceState::Absent,
-            Some(ns) if objects::is_owned_by(&ns.metadata, tenant) => NamespaceState::Owned {
+            Some(ns) if is_owned_by(&ns.metadata, tenant) => NamespaceState::Owned {
                 terminating: ns.metadata.deletion_timestamp.is_some(),
             },
             Some(_) => NamespaceState::Foreign,
@@ -296,7 +296,7 @@ impl Cluster {
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         // Only the labels matter: a metadata-only read.
         if let Some(existing) = self.request(|| api.get_metadata_opt(&name)).await?
-            && !objects::is_owned_by(&existing.metadata, tenant)
+            && !is_owned_by(&existing.metadata, tenant)
         {
             return Err(ClusterError::NotOwned {
                 kind: kind_of::<K>(),
@@ -353,7 +353,7 @@ impl Cluster {
         let Some(existing) = self.request(|| api.get_metadata_opt(name)).await? else {
             return Ok(());
         };
-        if !objects::is_owned_by(&existing.metadata, tenant) {
+        if !is_owned_by(&existing.metadata, tenant) {
             return Err(ClusterError::NotOwned {
                 kind: kind_of::<K>(),
                 namespace: namespace.to_owned(),

@@ -11,18 +11,7 @@ use crate::config::ReconcileArgs;
 use crate::contract::TenantId;
 use crate::error::Error;
 use crate::saga::Engine;
-use crate::saga::reconcile::{Drifted, Inspection, Repair};
-use crate::saga::state::TenantRecord;
-
-/// Counts of one pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub checked: usize,
-    pub in_sync: usize,
-    pub drifted: usize,
-    pub repaired: usize,
-    pub skipped: usize,
-}
+use crate::saga::reconcile::{PassMode, TenantReport};
 
 /// Builds an engine for a tool run against the workers' NATS and cluster,
 /// with the workers' settings; its leases name `<role>@<host>-<pid>`.
@@ -75,18 +64,22 @@ pub async fn run(args: &ReconcileArgs) -> Result<(), Error> {
     // A closed stdout does not stop the pass halfway through its repairs: it
     // ends the command afterwards (unless drift is left, which still fails).
     let mut printed = Ok(());
-    let summary = pass(
-        &engine,
-        &records,
-        args.apply,
-        |line| {
+    let mode = if args.apply {
+        PassMode::Repair
+    } else {
+        PassMode::Report
+    };
+    let summary = engine
+        .reconcile_pass(&records, mode, |report| {
             if printed.is_ok() {
-                printed = output::line(line);
+                printed = if args.json {
+                    output::line(json_line(report))
+                } else {
+                    output::line(report)
+                };
             }
-        },
-        args.json,
-    )
-    .await?;
+        })
+        .await?;
     if !args.json && printed.is_ok() {
         printed = output::line(format_args!(
             "{} tenants checked: {} in sync, {} drifted{}, {} skipped",
@@ -113,103 +106,13 @@ pub async fn run(args: &ReconcileArgs) -> Result<(), Error> {
     }
 }
 
-/// Checks `records` (and repairs them when `apply`), reporting each tenant
-/// that is not in sync through `out`, as text or one JSON object per line.
-///
-/// # Errors
-/// NATS or the cluster failing; a tenant whose repair fails is reported and
-/// counted, not an error.
-pub async fn pass(
-    engine: &Engine,
-    records: &[TenantRecord],
-    apply: bool,
-    mut out: impl FnMut(String),
-    as_json: bool,
-) -> Result<Summary, Error> {
-    let mut summary = Summary::default();
-    for record in records {
-        summary.checked += 1;
-        let tenant = &record.tenant_id;
-        let inspection = engine.inspect(record).await?;
-        let objects = match &inspection {
-            Inspection::InSync => {
-                summary.in_sync += 1;
-                continue;
-            }
-            Inspection::Skipped { reason } => {
-                summary.skipped += 1;
-                out(if as_json {
-                    json!({"tenant": tenant, "state": "skipped", "reason": reason}).to_string()
-                } else {
-                    format!("{tenant}: skipped: {reason}")
-                });
-                continue;
-            }
-            Inspection::Drifted { objects, .. } => objects.clone(),
-        };
-        summary.drifted += 1;
-        let repair = if apply {
-            Some(match engine.repair(tenant).await {
-                Ok(r) => r,
-                Err(e) => Repair::NotRepaired {
-                    reason: e.to_string(),
-                },
-            })
-        } else {
-            None
-        };
-        if matches!(repair, Some(Repair::Repaired { .. } | Repair::InSync)) {
-            summary.repaired += 1;
-        }
-        if as_json {
-            let mut line = serde_json::to_value(&inspection).expect("inspections serialize");
-            line["tenant"] = json!(tenant);
-            if let Some(repair) = &repair {
-                line["repair"] = serde_json::to_value(repair).expect("repairs serialize");
-            }
-            out(line.to_string());
-        } else {
-            out(describe(tenant, &inspection, &objects, repair.as_ref()));
-        }
+/// One JSON object per tenant not in sync: its inspection, with `tenant`
+/// and, after a repair, `repair`.
+fn json_line(report: &TenantReport) -> String {
+    let mut line = serde_json::to_value(&report.inspection).expect("inspections serialize");
+    line["tenant"] = json!(report.tenant);
+    if let Some(repair) = &report.repair {
+        line["repair"] = serde_json::to_value(repair).expect("repairs serialize");
     }
-    Ok(summary)
-}
-
-/// The text report of one drifted tenant.
-fn describe(
-    tenant: &TenantId,
-    inspection: &Inspection,
-    objects: &[Drifted],
-    repair: Option<&Repair>,
-) -> String {
-    let mut text = format!("{tenant}: drifted");
-    for d in objects {
-        let mark = match d.drift {
-            crate::contract::DriftKind::Missing => '+',
-            crate::contract::DriftKind::Modified => '~',
-            crate::contract::DriftKind::Unexpected => '-',
-        };
-        text.push_str(&format!("\n  {mark} {} {}", d.object, d.drift.as_str()));
-        if !d.fields.is_empty() {
-            text.push_str(&format!(": {}", d.fields.join(", ")));
-        }
-    }
-    if let Inspection::Drifted { not_owned, .. } = inspection {
-        for r in not_owned {
-            text.push_str(&format!(
-                "\n  ! {r} is in the way and not managed by tenant-worker (left alone)"
-            ));
-        }
-    }
-    match repair {
-        Some(Repair::Repaired { event }) => {
-            text.push_str(&format!("\n  repaired: tenant.drift_repaired {}", event.id));
-        }
-        Some(Repair::InSync) => text.push_str("\n  repaired meanwhile (in sync now)"),
-        Some(Repair::NotRepaired { reason }) => {
-            text.push_str(&format!("\n  not repaired: {reason}"));
-        }
-        None => {}
-    }
-    text
+    line.to_string()
 }

@@ -12,13 +12,13 @@ use serde_json::json;
 
 use super::output;
 use crate::bus::Route;
-use crate::cluster::release_records::ReleaseStatus;
+use crate::cluster::release_records::deployed;
 use crate::cluster::{Cluster, NamespaceState};
 use crate::config::{RoutesRebuildArgs, RoutesWatchArgs};
 use crate::contract::{ROUTES_BUCKET, STATE_BUCKET};
 use crate::error::Error;
+use crate::record::{TenantRecord, TenantStatus};
 use crate::retry::RetryPolicy;
-use crate::saga::state::{TenantRecord, TenantStatus};
 use crate::saga::store::StateStore;
 
 /// A gateway's view of the routes: what it applies, what it ignores.
@@ -180,11 +180,10 @@ async fn desired_route(
     {
         return Ok(None);
     }
-    let deployed = cluster
+    let history = cluster
         .release_history(&record.namespace, record.tenant_id.as_str())
-        .await?
-        .iter()
-        .any(|r| r.info.status == ReleaseStatus::Deployed);
+        .await?;
+    let deployed = deployed(&history).is_some();
     Ok(deployed.then(|| {
         Route::for_record(
             record,

@@ -6,7 +6,7 @@ use super::output;
 use crate::config::StatusArgs;
 use crate::contract::{STATE_BUCKET, TenantId};
 use crate::error::Error;
-use crate::saga::state::{Lease, SagaLog, SagaPhase, StepState, TenantRecord};
+use crate::record::{Lease, SagaLog, SagaPhase, StepState, TenantRecord};
 use crate::saga::store::StateStore;
 
 /// Runs `tenant-worker status`.

@@ -37,7 +37,6 @@ use serde_json::{Map, Value};
 use tracing::{debug, info, warn};
 
 use super::execution::{StepsResult, Target};
-use super::state::{TenantRecord, TenantStatus};
 use super::store::Versioned;
 use crate::bus::{Bus, Route, service_host};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
@@ -49,8 +48,10 @@ use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::metrics::{GaugeGuard, IntentLabels, OutcomeLabels, metrics};
 use crate::plans::{Plan, PlanCatalog};
+use crate::record::{TenantRecord, TenantStatus};
 use crate::retry::RetryPolicy;
-use helm::{Chart, merge_values};
+use helm::Chart;
+use tenant_core::rules::{self, Admission, Shape};
 
 /// The pseudo-step named in `tenant.failed` when deleting the namespace fails.
 pub const DELETE_NAMESPACE_STEP: &str = "delete_namespace";
@@ -198,57 +199,58 @@ impl Engine {
     pub async fn handle(&self, event: &InboundEvent, delivery: Delivery) -> Result<Handled, Error> {
         let tenant = &event.tenant_id;
         let mut v = self.load(tenant).await?;
-        if v.record.has_applied(&event.id) {
-            info!("event already applied; acknowledging");
-            return Ok(Handled::Duplicate);
-        }
-        if let Some(lease) = &v.record.lease
-            && lease.excludes(&self.settings.replica_id, Timestamp::now())
-        {
-            return Err(Error::TenantBusy {
-                tenant: tenant.clone(),
-                holder: lease.holder.clone(),
-                until: lease.expires_at,
-            });
-        }
-        let resuming = v
-            .record
-            .saga
-            .as_ref()
-            .is_some_and(|s| s.event_id == event.id);
-        // A saga that has started is finished (or unwound), never superseded.
-        if !resuming && let Some(superseded) = self.superseded(&v.record, event, delivery.sequence)
-        {
-            // A stale replay still waits for the events published before it:
-            // concluding it first would move the tenant past them, and they
-            // would be superseded in turn although nothing newer was applied.
-            if event.replay_as_of.is_some() {
-                self.wait_for_older(&v.record, event, delivery.sequence)
-                    .await?;
+        let admission = rules::admit(
+            &v.record,
+            event,
+            delivery.sequence,
+            &self.settings.replica_id,
+            Timestamp::now(),
+        );
+        match admission {
+            Admission::Duplicate => {
+                info!("event already applied; acknowledging");
+                return Ok(Handled::Duplicate);
             }
-            v.record.finish(
-                event.id,
-                event.intent.event_type(),
-                delivery.sequence,
-                EventType::Rejected,
-            );
-            let completion = completion_event(event, &superseded);
-            self.bus.publish_completion(&completion).await?;
-            // The rejection is remembered with compare-and-set: a replica that
-            // took the tenant in between makes this delivery retry.
-            self.bus.state().save(&mut v).await?;
-            log_outcome(&superseded, &v.record);
-            return Ok(Handled::Completed(EventType::Rejected));
-        }
-        if let Some(saga) = &v.record.saga
-            && saga.event_id != event.id
-        {
-            // An older event's saga has not ended: its redelivery finishes it.
-            return Err(Error::SagaPending {
-                tenant: tenant.clone(),
-                event_id: saga.event_id,
-                sequence: saga.sequence,
-            });
+            Admission::Busy { holder, until } => {
+                return Err(Error::TenantBusy {
+                    tenant: tenant.clone(),
+                    holder,
+                    until,
+                });
+            }
+            Admission::Superseded(rejected) => {
+                // A stale replay still waits for the events published before
+                // it: concluding it first would move the tenant past them,
+                // and they would be superseded in turn although nothing newer
+                // was applied.
+                if event.replay_as_of.is_some() {
+                    self.wait_for_older(&v.record, event, delivery.sequence)
+                        .await?;
+                }
+                v.record.finish(
+                    event.id,
+                    event.intent.event_type(),
+                    delivery.sequence,
+                    EventType::Rejected,
+                );
+                let superseded = Outcome::Rejected(rejected);
+                let completion = completion_event(event, &superseded);
+                self.bus.publish_completion(&completion).await?;
+                // The rejection is remembered with compare-and-set: a replica
+                // that took the tenant in between makes this delivery retry.
+                self.bus.state().save(&mut v).await?;
+                log_outcome(&superseded, &v.record);
+                return Ok(Handled::Completed(EventType::Rejected));
+            }
+            Admission::Pending { event_id, sequence } => {
+                // An older event's saga has not ended: its redelivery finishes it.
+                return Err(Error::SagaPending {
+                    tenant: tenant.clone(),
+                    event_id,
+                    sequence,
+                });
+            }
+            Admission::Run { .. } => {}
         }
         self.wait_for_older(&v.record, event, delivery.sequence)
             .await?;
@@ -291,10 +293,8 @@ impl Engine {
             None => {
                 let outcome = match &event.intent {
                     Intent::Requested(d) => {
-                        let version = d.app_version.clone();
-                        // A request states the tenant's values anew.
-                        let values = Value::Object(d.values.clone().unwrap_or_default());
-                        self.provision(v, event, &d.plan, version, &values).await?
+                        let shape = Shape::requested(v.record.app_version.as_deref(), d);
+                        self.provision(v, event, shape).await?
                     }
                     Intent::Upgraded(d) => self.upgrade(v, event, d).await?,
                     Intent::Deleted(_) => self.deprovision(v).await?,
@@ -353,11 +353,10 @@ impl Engine {
         &self,
         v: &mut Versioned,
         event: &InboundEvent,
-        plan_name: &str,
-        app_version: Option<String>,
-        values: &Value,
+        shape: Shape,
     ) -> Result<Outcome, Error> {
         let tenant = &event.tenant_id;
+        let plan_name = &shape.plan;
         let Some(plan) = self.plans.get(plan_name) else {
             return Ok(Self::rejected(
                 RejectReason::UnknownPlan,
@@ -378,8 +377,8 @@ impl Engine {
         }
         // A tenant that is live keeps running on its previous plan if this fails.
         let rollback = self.rollback_plan(&v.record);
-        let app_version = app_version
-            .or_else(|| v.record.app_version.clone())
+        let app_version = shape
+            .app_version
             .unwrap_or_else(|| self.plans.default_app_version().to_owned());
         let status = if rollback.is_some() {
             TenantStatus::Upgrading
@@ -391,7 +390,7 @@ impl Engine {
             namespace_absent: namespace == NamespaceState::Absent,
             plan,
             app_version: &app_version,
-            values,
+            values: &shape.values,
             rollback,
         };
         Ok(match self.run_steps(v, event, &target).await? {
@@ -425,7 +424,13 @@ impl Engine {
                 ),
             ));
         };
-        let plan_name = d.plan.as_deref().unwrap_or(&previous.name);
+        let current = Shape {
+            plan: previous.name.clone(),
+            app_version: v.record.app_version.clone(),
+            values: v.record.values.clone(),
+        };
+        let next = current.upgraded(d);
+        let plan_name = &next.plan;
         let Some(plan) = self.plans.get(plan_name) else {
             return Ok(Self::rejected(
                 RejectReason::UnknownPlan,
@@ -436,26 +441,11 @@ impl Engine {
         if namespace == NamespaceState::Foreign {
             return Ok(self.not_owned(tenant));
         }
-        let previous_app_version = v
-            .record
-            .app_version
-            .clone()
-            .unwrap_or_else(|| self.plans.default_app_version().to_owned());
-        let app_version = d
-            .app_version
-            .clone()
-            .unwrap_or_else(|| previous_app_version.clone());
-        let previous_plan = previous.name.clone();
-        // An upgrade changes the tenant's values it names and keeps the rest
-        // (a `null` removes one).
-        let values = match &d.values {
-            Some(changes) => merge_values(
-                &v.record.values,
-                &Value::Object(changes.clone()),
-                &Value::Object(Map::new()),
-            ),
-            None => v.record.values.clone(),
-        };
+        let default_version = || self.plans.default_app_version().to_owned();
+        let previous_app_version = current.app_version.unwrap_or_else(default_version);
+        let app_version = next.app_version.unwrap_or_else(default_version);
+        let previous_plan = current.plan;
+        let values = next.values;
         let target = Target {
             status: TenantStatus::Upgrading,
             namespace_absent: namespace == NamespaceState::Absent,

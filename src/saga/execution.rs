@@ -9,14 +9,16 @@ use serde_json::Value;
 
 use super::engine::Engine;
 use super::prepare::ReleaseRequest;
-use super::state::{SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus};
 use super::store::Versioned;
-use crate::cluster::release_records::ReleaseStatus;
+use crate::cluster::release_records::deployed;
 use crate::contract::{CompensationFailure, Failed, InboundEvent, IntentKind, Rejected, TenantId};
 use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::plans::Plan;
-use crate::steps::{Step, StepContext};
+use crate::record::{SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus};
+use crate::steps::release::ReleaseSpec;
+use crate::steps::{self, Step, StepContext};
+use tenant_core::rules;
 
 /// How a saga's steps ended.
 pub(super) enum StepsResult {
@@ -27,6 +29,14 @@ pub(super) enum StepsResult {
     /// The release cannot be installed as asked (values, rendering,
     /// isolation); nothing was changed.
     Rejected(Rejected),
+}
+
+/// Where a saga's delivery picks up.
+enum Course {
+    /// Going forward, with the release revision it installs.
+    Forward(Box<ReleaseSpec>),
+    /// A step failed for good: undoing what was done.
+    Undoing(StepFailure),
 }
 
 /// What a provisioning saga is to bring the tenant to.
@@ -70,12 +80,11 @@ impl Engine {
             None if saga.plan.is_some() => None,
             None => target.rollback,
         };
-        let failure = saga.failure.clone();
         let known_revision = saga.release_revision;
         // A saga that is undoing needs no rendering: undoing works from the
         // release records in the cluster.
-        let spec = match failure {
-            Some(_) => None,
+        let course = match saga.failure.clone() {
+            Some(failure) => Course::Undoing(failure),
             None => {
                 let history = if target.namespace_absent {
                     Vec::new()
@@ -97,7 +106,7 @@ impl Engine {
                     history,
                 };
                 match self.prepare_release(request).await? {
-                    Ok(spec) => Some(spec),
+                    Ok(spec) => Course::Forward(Box::new(spec)),
                     Err(rejected) => return Ok(StepsResult::Rejected(rejected)),
                 }
             }
@@ -106,7 +115,7 @@ impl Engine {
         saga.plan = Some(target.plan.name.clone());
         saga.app_version = Some(target.app_version.to_owned());
         saga.rollback_plan = rollback.map(|p| p.name.clone());
-        if let Some(spec) = &spec {
+        if let Course::Forward(spec) = &course {
             saga.release_revision = Some(spec.revision);
         }
         v.record.status = target.status;
@@ -117,18 +126,17 @@ impl Engine {
             namespace: &namespace,
             plan: target.plan,
             gateway_namespace: &self.settings.gateway_namespace,
-            release: spec.as_ref(),
         };
-        let failure = match failure {
-            Some(failure) => failure,
-            None => match self.forward(v, &ctx).await? {
+        let failure = match course {
+            Course::Undoing(failure) => failure,
+            Course::Forward(spec) => match self.forward(v, &ctx, &spec).await? {
                 None => {
                     let record = &mut v.record;
                     record.status = TenantStatus::Ready;
                     record.plan = Some(target.plan.name.clone());
                     record.app_version = Some(target.app_version.to_owned());
                     record.values = target.values.clone();
-                    record.release_revision = spec.map_or(record.release_revision, |s| s.revision);
+                    record.release_revision = spec.revision;
                     return Ok(StepsResult::Done);
                 }
                 Some(failure) => failure,
@@ -151,11 +159,7 @@ impl Engine {
             .cluster
             .release_history(namespace, tenant.as_str())
             .await?;
-        Ok(history
-            .iter()
-            .rev()
-            .find(|r| r.info.status == ReleaseStatus::Deployed)
-            .map_or(0, |r| r.version))
+        Ok(deployed(&history).map_or(0, |r| r.version))
     }
 
     /// Applies every step not yet done, logging each. Returns the permanent
@@ -165,14 +169,15 @@ impl Engine {
         &self,
         v: &mut Versioned,
         ctx: &StepContext<'_>,
+        release: &ReleaseSpec,
     ) -> Result<Option<StepFailure>, Error> {
-        for step in Step::PROVISION {
+        for &step in Step::ALL {
             // Resuming: a step this saga logged as done is not run again.
             if v.record.saga.as_ref().is_some_and(|s| s.is_done(step)) {
                 continue;
             }
             self.check_stopping()?;
-            let applying = timed(step, "apply", step.apply(ctx))
+            let applying = timed(step, "apply", steps::apply(step, ctx, release))
                 .instrument(info_span!("step", step = step.as_str()));
             match self.leased(v, applying).await? {
                 Ok(()) => {
@@ -185,7 +190,7 @@ impl Engine {
                 Err(e) => {
                     warn!(step = step.as_str(), error = %e, "step failed permanently; compensating");
                     let failure = StepFailure {
-                        step: step.as_str().to_owned(),
+                        step,
                         error: e.to_string(),
                     };
                     let saga = v.record.saga.as_mut().expect("saga open");
@@ -216,36 +221,20 @@ impl Engine {
             .saga
             .as_ref()
             .expect("compensation runs inside a saga");
-        let failed_step = Step::PROVISION
-            .into_iter()
-            .find(|s| s.as_str() == failure.step);
-        let logged = |s: Step| saga.steps.iter().find(|e| e.step == s).map(|e| e.state);
-        let order: Vec<Step> = failed_step
-            .into_iter()
-            .chain(
-                Step::PROVISION
-                    .into_iter()
-                    .rev()
-                    .filter(|s| Some(*s) != failed_step && logged(*s).is_some()),
-            )
-            .collect();
+        let order = rules::compensation_order(Some(failure.step), saga);
         let mut undone = Vec::new();
         let mut failures = Vec::new();
         for step in order {
             let saga = v.record.saga.as_ref().expect("saga open");
-            if saga
-                .steps
-                .iter()
-                .any(|e| e.step == step && e.state == StepState::Compensated)
-            {
+            if rules::is_compensated(saga, step) {
                 undone.push(step.as_str().to_owned());
                 continue;
             }
             self.check_stopping()?;
             let undoing = timed(step, "compensate", async {
                 match rollback {
-                    Some(previous) => step.roll_back(ctx, previous).await,
-                    None => step.compensate(ctx).await,
+                    Some(previous) => steps::roll_back(step, ctx, previous).await,
+                    None => steps::compensate(step, ctx).await,
                 }
             })
             .instrument(info_span!("compensate", step = step.as_str()));
@@ -269,7 +258,7 @@ impl Engine {
         }
         Ok(Failed {
             intent,
-            failed_step: failure.step,
+            failed_step: failure.step.as_str().to_owned(),
             error: failure.error,
             compensated: failures.is_empty(),
             compensation: undone,

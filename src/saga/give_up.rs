@@ -7,10 +7,11 @@ use jiff::Timestamp;
 use tracing::{info, warn};
 
 use super::engine::{DELETE_NAMESPACE_STEP, Delivery, Engine, log_outcome};
-use super::state::{Attempt, SagaPhase, StepFailure, TenantStatus};
 use crate::contract::{Failed, InboundEvent, IntentKind, Outcome, completion_event};
 use crate::error::Error;
-use crate::steps::{Step, StepContext};
+use crate::record::{Attempt, SagaPhase, StepFailure, TenantStatus};
+use crate::steps::StepContext;
+use tenant_core::rules::{self, GiveUp};
 
 /// The pseudo-step named in `tenant.failed` when the saga never got the tenant
 /// (another saga held it, or its record could not be written).
@@ -46,7 +47,13 @@ impl Engine {
             error: error.to_string(),
             at: Timestamp::now(),
         };
-        if v.record.has_applied(&event.id) {
+        let decision = rules::give_up(
+            &v.record,
+            event,
+            &self.settings.replica_id,
+            Timestamp::now(),
+        );
+        if decision == GiveUp::Applied {
             return Ok(vec![last]);
         }
         let own_saga = v.record.saga.as_ref().filter(|s| s.event_id == event.id);
@@ -59,26 +66,20 @@ impl Engine {
             "gave up after {} deliveries; last error: {error}",
             delivery.delivered
         );
-        let holder = v
-            .record
-            .lease
-            .as_ref()
-            .filter(|l| l.excludes(&self.settings.replica_id, Timestamp::now()));
-        if let Some(lease) = holder
-            && lease.event_id == event.id
-        {
-            warn!(holder = %lease.holder, "another replica is still running this event's saga; leaving it the completion");
-            return Ok(history);
-        }
-        if own_saga.is_none() || holder.is_some() {
-            // The saga never got the tenant (another saga holds it, or it
-            // could not start): nothing to undo.
-            let outcome = Self::not_started(event, reason);
-            log_outcome(&outcome, &v.record);
-            let completion = completion_event(event, &outcome);
-            self.bus.publish_completion(&completion).await?;
-            self.remember_concluded(event, delivery.sequence).await?;
-            return Ok(history);
+        match decision {
+            GiveUp::Applied | GiveUp::Unwind => {}
+            GiveUp::LeftToHolder(lease) => {
+                warn!(holder = %lease.holder, "another replica is still running this event's saga; leaving it the completion");
+                return Ok(history);
+            }
+            GiveUp::NotStarted => {
+                let outcome = Self::not_started(event, reason);
+                log_outcome(&outcome, &v.record);
+                let completion = completion_event(event, &outcome);
+                self.bus.publish_completion(&completion).await?;
+                self.remember_concluded(event, delivery.sequence).await?;
+                return Ok(history);
+            }
         }
         self.acquire(&mut v, event, delivery.sequence).await?;
         let saga = v.record.saga.clone().expect("own saga");
@@ -158,12 +159,8 @@ impl Engine {
         let failure = match &saga.failure {
             Some(failure) => failure.clone(),
             None => {
-                let next = Step::PROVISION
-                    .into_iter()
-                    .find(|s| !saga.is_done(*s))
-                    .unwrap_or(Step::Namespace);
                 let failure = StepFailure {
-                    step: next.as_str().to_owned(),
+                    step: rules::next_step(saga),
                     error: reason,
                 };
                 saga.phase = SagaPhase::Compensating;
@@ -184,7 +181,7 @@ impl Engine {
             // The saga stopped before choosing a plan: nothing was applied.
             return Ok(Failed {
                 intent,
-                failed_step: failure.step,
+                failed_step: failure.step.as_str().to_owned(),
                 error: failure.error,
                 compensated: true,
                 compensation: Vec::new(),
@@ -200,7 +197,6 @@ impl Engine {
             namespace: &namespace,
             plan,
             gateway_namespace: &self.settings.gateway_namespace,
-            release: None,
         };
         let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
         Self::settle_failure(&mut v.record, rollback.is_some(), &failed);

@@ -6,10 +6,10 @@ use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
 use super::engine::{Delivery, Engine};
-use super::state::{Attempt, Lease, SagaLog};
 use super::store::Versioned;
 use crate::contract::InboundEvent;
 use crate::error::Error;
+use crate::record::{Attempt, Lease, SagaLog};
 
 impl Engine {
     /// Takes the tenant's lease for `event` and opens (or resumes) its saga log,
@@ -39,11 +39,12 @@ impl Engine {
                     .inc();
             }
         }
-        record.lease = Some(Lease {
-            holder: self.settings.replica_id.clone(),
-            event_id: event.id,
-            expires_at: Timestamp::now(),
-        });
+        record.lease = Some(Lease::new(
+            &self.settings.replica_id,
+            event.id,
+            Timestamp::now(),
+            self.settings.lease_ttl,
+        ));
         self.save(v).await?;
         debug!(replica = %self.settings.replica_id, "lease taken");
         Ok(())
@@ -54,7 +55,7 @@ impl Engine {
         if let Some(lease) = &mut v.record.lease
             && lease.holder == self.settings.replica_id
         {
-            lease.expires_at = Timestamp::now() + self.settings.lease_ttl;
+            lease.renew(Timestamp::now(), self.settings.lease_ttl);
         }
         v.record.updated_at = Timestamp::now();
         self.bus.state().save(v).await

@@ -8,7 +8,8 @@
 //! - `execution`: the steps forward, and compensation.
 //! - `reconcile`: drift detection and repair between sagas.
 //! - `give_up`: the end of an event after its last allowed delivery.
-//! - `state`, `store`: the tenant record and its compare-and-set storage.
+//! - `store`: the tenant record's compare-and-set storage (the record itself
+//!   is [`crate::record`]).
 
 pub mod engine;
 mod execution;
@@ -17,7 +18,6 @@ mod lease;
 mod ordering;
 mod prepare;
 pub mod reconcile;
-pub mod state;
 pub mod store;
 
 pub use engine::{Delivery, Engine, EngineSettings, Handled};

@@ -1,49 +1,12 @@
-//! Per-tenant order by stream sequence: which events are stale (superseded)
-//! and which must wait for an older one of their tenant.
+//! Per-tenant order by stream sequence: which events must wait for an older
+//! one of their tenant (which are stale is [`tenant_core::rules::superseded`]).
 
 use super::engine::Engine;
-use super::state::TenantRecord;
-use crate::contract::{InboundEvent, Outcome, RejectReason, decode_inbound};
+use crate::contract::{InboundEvent, decode_inbound};
 use crate::error::Error;
+use crate::record::TenantRecord;
 
 impl Engine {
-    /// The rejection of an intent older than what the tenant has seen.
-    ///
-    /// A replayed event (`replay_as_of`) is also superseded when the tenant
-    /// applied an event published after the replay read the stream: the
-    /// replay was computed from an intent that is no longer the last.
-    pub(super) fn superseded(
-        &self,
-        record: &TenantRecord,
-        event: &InboundEvent,
-        sequence: u64,
-    ) -> Option<Outcome> {
-        let newest = record.saga.as_ref().map_or(record.last_sequence, |s| {
-            s.sequence.max(record.last_sequence)
-        });
-        if sequence < newest {
-            return Some(Self::rejected(
-                RejectReason::Superseded,
-                format!(
-                    "a later event for tenant {} (stream sequence {newest}) was applied first; \
-                     this one (sequence {sequence}) changes nothing",
-                    record.tenant_id
-                ),
-            ));
-        }
-        let as_of = event.replay_as_of?;
-        (newest > as_of).then(|| {
-            Self::rejected(
-                RejectReason::Superseded,
-                format!(
-                    "this replay was computed from TENANT_LIFECYCLE up to sequence {as_of}, and \
-                     tenant {} has since applied the event at sequence {newest}; it changes nothing",
-                    record.tenant_id
-                ),
-            )
-        })
-    }
-
     /// Keeps per-tenant stream order: fails with [`Error::SagaPending`] when
     /// an older event of the tenant must be applied before `event` (at
     /// `sequence`). That one is delivered too, possibly to another replica,

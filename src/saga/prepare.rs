@@ -11,14 +11,12 @@ use serde_json::{Map, Value};
 use super::engine::Engine;
 use crate::cluster::ClusterError;
 use crate::cluster::dynamic::ObjectRef;
-use crate::cluster::objects::{
-    ADMIN_NAME, LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME, owner_labels,
-};
 use crate::cluster::release_records::Release;
 use crate::contract::{RejectReason, Rejected, TenantId};
 use crate::error::Error;
 use crate::plans::Plan;
 use crate::steps::release::ReleaseSpec;
+use crate::steps::{Step, owner_labels};
 use helm::{ReleaseInfo, check_kube_version, manifests, release_values, render, sort_for_install};
 
 /// Kinds a chart may not create: the plan owns the namespace's quota, limits
@@ -114,7 +112,7 @@ impl Engine {
                     "name": doc.name(),
                     "kind": doc.kind(),
                     "path": doc.template,
-                    "manifest": serde_yaml_ng::to_string(&doc.object).expect("JSON serializes to YAML"),
+                    "manifest": helm::to_yaml(&doc.object),
                     "events": doc.hook_events(),
                 }));
                 continue;
@@ -170,15 +168,7 @@ impl Engine {
                 r.kind
             )));
         }
-        let reserved = [
-            ("ResourceQuota", QUOTA_NAME),
-            ("LimitRange", LIMIT_RANGE_NAME),
-            ("NetworkPolicy", NETWORK_POLICY_NAME),
-            ("ServiceAccount", ADMIN_NAME),
-            ("Role", ADMIN_NAME),
-            ("RoleBinding", ADMIN_NAME),
-        ];
-        if reserved.contains(&(r.kind.as_str(), r.name.as_str())) {
+        if Step::is_reserved(&r.kind, &r.name) {
             return Ok(Some(format!("{r} is the worker's own isolation object")));
         }
         match self.cluster.resolve(&r).await {

@@ -33,24 +33,20 @@ use uuid::Uuid;
 
 use super::engine::Engine;
 use super::prepare::ReleaseRequest;
-use super::state::{Lease, TenantRecord, TenantStatus};
 use super::store::Versioned;
 use crate::cluster::NamespaceState;
 use crate::cluster::drift::ObjectState;
 use crate::cluster::dynamic::ObjectRef;
-use crate::cluster::objects::{
-    TenantObjects, build_limit_range, build_namespace, build_network_policy, build_resource_quota,
-    build_role, build_role_binding, build_service_account,
-};
-use crate::cluster::release_records::{ReleaseStatus, secret_name};
+use crate::cluster::release_records::{deployed_at, secret_name};
 use crate::contract::{
     CloudEvent, Completion, DriftKind, DriftRepaired, EventType, RepairedObject, TenantId,
     WORKER_SOURCE,
 };
 use crate::error::Error;
 use crate::plans::Plan;
+use crate::record::{Lease, TenantRecord, TenantStatus};
 use crate::steps::release::manifest_objects;
-use crate::steps::{Step, StepContext};
+use crate::steps::{self, Step, StepContext, StepObjects, TenantObjects};
 
 /// One object that differs from what the tenant's record says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +90,91 @@ pub enum Repair {
     NotRepaired { reason: String },
 }
 
+/// Whether a reconcile pass repairs what drifted or only reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassMode {
+    /// Reads only (`reconcile` without `--apply`).
+    Report,
+    /// Repairs each drifted tenant under its lease (`--apply`, and the
+    /// workers' periodic pass).
+    Repair,
+}
+
+/// What a pass found for one tenant that is not in sync, and what a repair
+/// did. Its `Display` is the text report (the `reconcile` command's, and the
+/// workers' log line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantReport {
+    pub tenant: TenantId,
+    pub inspection: Inspection,
+    /// `None` in [`PassMode::Report`] and for a skipped tenant.
+    pub repair: Option<Repair>,
+}
+
+/// Counts of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub checked: usize,
+    pub in_sync: usize,
+    pub drifted: usize,
+    pub repaired: usize,
+    pub skipped: usize,
+}
+
 impl Engine {
+    /// Checks `records` (and repairs them in [`PassMode::Repair`]), handing
+    /// each tenant that is not in sync to `report`.
+    ///
+    /// # Errors
+    /// NATS or the cluster failing; a tenant whose repair fails is reported
+    /// and counted, not an error.
+    pub async fn reconcile_pass(
+        &self,
+        records: &[TenantRecord],
+        mode: PassMode,
+        mut report: impl FnMut(&TenantReport),
+    ) -> Result<Summary, Error> {
+        let mut summary = Summary::default();
+        for record in records {
+            summary.checked += 1;
+            let tenant = &record.tenant_id;
+            let inspection = self.inspect(record).await?;
+            let repair = match (&inspection, mode) {
+                (Inspection::InSync, _) => {
+                    summary.in_sync += 1;
+                    continue;
+                }
+                (Inspection::Skipped { .. }, _) => {
+                    summary.skipped += 1;
+                    None
+                }
+                (Inspection::Drifted { .. }, PassMode::Report) => {
+                    summary.drifted += 1;
+                    None
+                }
+                (Inspection::Drifted { .. }, PassMode::Repair) => {
+                    summary.drifted += 1;
+                    let repair =
+                        self.repair(tenant)
+                            .await
+                            .unwrap_or_else(|e| Repair::NotRepaired {
+                                reason: e.to_string(),
+                            });
+                    if matches!(repair, Repair::Repaired { .. } | Repair::InSync) {
+                        summary.repaired += 1;
+                    }
+                    Some(repair)
+                }
+            };
+            report(&TenantReport {
+                tenant: tenant.clone(),
+                inspection,
+                repair,
+            });
+        }
+        Ok(summary)
+    }
+
     /// Compares `record`'s tenant with the cluster. Reads only.
     ///
     /// # Errors
@@ -268,19 +348,24 @@ impl Engine {
         }
         let plan = self
             .record_plan(record)
-            .map_err(|reason| Error::Cluster(crate::cluster::ClusterError::Invalid(reason)))?;
+            .map_err(|reason| Error::Unrepairable {
+                tenant: tenant.clone(),
+                reason,
+            })?;
         let ctx = StepContext {
             cluster: &self.cluster,
             tenant,
             namespace: &record.namespace,
             plan,
             gateway_namespace: &self.settings.gateway_namespace,
-            release: None,
         };
-        // Each drifted step once, in saga order (the namespace first).
-        for step in Step::PROVISION {
-            if step != Step::Release && objects.iter().any(|d| d.step == step) {
-                step.apply(&ctx).await?;
+        // Each drifted isolation step once, in saga order (the namespace
+        // first); the release's objects below.
+        for &step in Step::ALL {
+            if objects.iter().any(|d| d.step == step)
+                && let StepObjects::Isolation(built) = step.objects(&ctx.objects())
+            {
+                steps::apply_isolation(&ctx, &built).await?;
             }
         }
         let release: Vec<&Drifted> = objects.iter().filter(|d| d.step == Step::Release).collect();
@@ -291,9 +376,7 @@ impl Engine {
             .cluster
             .release_history(&record.namespace, tenant.as_str())
             .await?;
-        let deployed = history.iter().rev().find(|r| {
-            r.version == record.release_revision && r.info.status == ReleaseStatus::Deployed
-        });
+        let deployed = deployed_at(&history, record.release_revision);
         match deployed {
             Some(deployed) => {
                 let manifest = manifest_objects(&deployed.manifest);
@@ -322,19 +405,18 @@ impl Engine {
                     is_upgrade: false,
                     history,
                 };
-                let spec = self.prepare_release(request).await?.map_err(|r| {
-                    Error::Cluster(crate::cluster::ClusterError::Invalid(format!(
-                        "the tenant's release no longer renders ({}: {})",
-                        r.reason.as_str(),
-                        r.message
-                    )))
-                })?;
-                Step::Release
-                    .apply(&StepContext {
-                        release: Some(&spec),
-                        ..ctx
-                    })
-                    .await?;
+                let spec =
+                    self.prepare_release(request)
+                        .await?
+                        .map_err(|r| Error::Unrepairable {
+                            tenant: tenant.clone(),
+                            reason: format!(
+                                "the tenant's release no longer renders ({}: {})",
+                                r.reason.as_str(),
+                                r.message
+                            ),
+                        })?;
+                steps::apply(Step::Release, &ctx, &spec).await?;
             }
         }
         Ok(())
@@ -363,34 +445,16 @@ impl Engine {
             plan,
             gateway_namespace: &self.settings.gateway_namespace,
         };
-        let json = |o: Result<Value, serde_json::Error>| o.expect("built objects serialize");
-        let mut out = vec![
-            (
-                Step::Namespace,
-                json(serde_json::to_value(build_namespace(&t))),
-            ),
-            (
-                Step::ResourceQuota,
-                json(serde_json::to_value(build_resource_quota(&t))),
-            ),
-            (
-                Step::LimitRange,
-                json(serde_json::to_value(build_limit_range(&t))),
-            ),
-            (
-                Step::NetworkPolicy,
-                json(serde_json::to_value(build_network_policy(&t))),
-            ),
-            (
-                Step::Rbac,
-                json(serde_json::to_value(build_service_account(&t))),
-            ),
-            (Step::Rbac, json(serde_json::to_value(build_role(&t)))),
-            (
-                Step::Rbac,
-                json(serde_json::to_value(build_role_binding(&t))),
-            ),
-        ];
+        let mut out = Vec::new();
+        for &step in Step::ALL {
+            match step.objects(&t) {
+                StepObjects::Isolation(built) => {
+                    out.extend(built.iter().map(|o| (step, o.to_value())));
+                }
+                // What the deployed revision's record lists, below.
+                StepObjects::Release => {}
+            }
+        }
         if record.release_revision == 0 {
             return Ok(out);
         }
@@ -398,9 +462,7 @@ impl Engine {
             .cluster
             .release_history(&record.namespace, record.tenant_id.as_str())
             .await?;
-        let deployed = history.iter().rev().find(|r| {
-            r.version == record.release_revision && r.info.status == ReleaseStatus::Deployed
-        });
+        let deployed = deployed_at(&history, record.release_revision);
         match deployed {
             Some(release) => {
                 out.extend(
@@ -422,6 +484,43 @@ impl Engine {
             )),
         }
         Ok(out)
+    }
+}
+
+impl std::fmt::Display for TenantReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenant = &self.tenant;
+        let (objects, not_owned) = match &self.inspection {
+            Inspection::InSync => return write!(f, "{tenant}: in sync"),
+            Inspection::Skipped { reason } => return write!(f, "{tenant}: skipped: {reason}"),
+            Inspection::Drifted { objects, not_owned } => (objects, not_owned),
+        };
+        write!(f, "{tenant}: drifted")?;
+        for d in objects {
+            let mark = match d.drift {
+                DriftKind::Missing => '+',
+                DriftKind::Modified => '~',
+                DriftKind::Unexpected => '-',
+            };
+            write!(f, "\n  {mark} {} {}", d.object, d.drift.as_str())?;
+            if !d.fields.is_empty() {
+                write!(f, ": {}", d.fields.join(", "))?;
+            }
+        }
+        for r in not_owned {
+            write!(
+                f,
+                "\n  ! {r} is in the way and not managed by tenant-worker (left alone)"
+            )?;
+        }
+        match &self.repair {
+            Some(Repair::Repaired { event }) => {
+                write!(f, "\n  repaired: tenant.drift_repaired {}", event.id)
+            }
+            Some(Repair::InSync) => write!(f, "\n  repaired meanwhile (in sync now)"),
+            Some(Repair::NotRepaired { reason }) => write!(f, "\n  not repaired: {reason}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 
-use super::state::TenantRecord;
 use crate::contract::TenantId;
 use crate::error::Error;
+use crate::record::TenantRecord;
 
 /// A record and the KV revision it was read at (`None`: no entry yet).
 #[derive(Debug, Clone)]

@@ -1,140 +1,152 @@
-//! The saga steps of a tenant, one module each, and the compiler-checked list
-//! of them: [`Step`] is an enum and every `match` on it is exhaustive, so a new
-//! step cannot be forgotten by `apply` or by compensation.
+//! Runs the saga's steps against the cluster. What the steps are, and the
+//! objects each one owns, is the domain's ([`tenant_core::steps`]); this
+//! module applies a step's objects in order, removes them in reverse, and
+//! hands the release step to [`release`].
 //!
 //! # Guarantees
 //! Every step's `apply` and `compensate` are idempotent, tolerate running twice,
 //! and tolerate the other never having run. `compensate` only removes objects that
 //! carry the worker's labels for the tenant.
 
-mod limit_range;
-mod namespace;
-mod network_policy;
-mod quota;
-mod rbac;
 pub mod release;
 
-use serde::{Deserialize, Serialize};
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
-use crate::cluster::objects::TenantObjects;
+pub use tenant_core::steps::*;
+
 use crate::cluster::{Cluster, ClusterError};
 use crate::contract::TenantId;
 use crate::plans::Plan;
+use release::ReleaseSpec;
 
-/// One step of a tenant saga.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// The namespace with its ownership and pod-security labels.
-    Namespace,
-    /// The plan's ResourceQuota.
-    ResourceQuota,
-    /// The plan's LimitRange.
-    LimitRange,
-    /// Default-deny NetworkPolicy admitting the gateway.
-    NetworkPolicy,
-    /// ServiceAccount, Role and RoleBinding for the tenant's admins.
-    Rbac,
-    /// The tenant's application: a Helm-compatible release of the chart.
-    Release,
+/// Brings `step`'s objects to the desired state; the release step installs
+/// or upgrades to `release`, the revision the saga rendered.
+///
+/// # Errors
+/// [`ClusterError`]; `is_transient` says whether a retry can succeed.
+pub async fn apply(
+    step: Step,
+    ctx: &StepContext<'_>,
+    release: &ReleaseSpec,
+) -> Result<(), ClusterError> {
+    match step.objects(&ctx.objects()) {
+        StepObjects::Isolation(objects) => apply_isolation(ctx, &objects).await,
+        StepObjects::Release => release::apply(ctx, release).await,
+    }
 }
 
-impl Step {
-    /// The steps that provision (or re-size) a tenant, in order.
-    pub const PROVISION: [Step; 6] = [
-        Step::Namespace,
-        Step::ResourceQuota,
-        Step::LimitRange,
-        Step::NetworkPolicy,
-        Step::Rbac,
-        Step::Release,
-    ];
-
-    /// The name used in logs, the step log and `tenant.failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Namespace => "namespace",
-            Self::ResourceQuota => "resource_quota",
-            Self::LimitRange => "limit_range",
-            Self::NetworkPolicy => "network_policy",
-            Self::Rbac => "rbac",
-            Self::Release => "release",
-        }
-    }
-
-    /// Brings the step's objects to the desired state.
-    ///
-    /// # Errors
-    /// [`ClusterError`]; `is_transient` says whether a retry can succeed.
-    pub async fn apply(self, ctx: &StepContext<'_>) -> Result<(), ClusterError> {
-        match self {
-            Self::Namespace => namespace::apply(ctx).await,
-            Self::ResourceQuota => quota::apply(ctx).await,
-            Self::LimitRange => limit_range::apply(ctx).await,
-            Self::NetworkPolicy => network_policy::apply(ctx).await,
-            Self::Rbac => rbac::apply(ctx).await,
-            Self::Release => release::apply(ctx).await,
-        }
-    }
-
-    /// Undoes the step: removes the objects it creates, if they are ours.
-    ///
-    /// # Errors
-    /// [`ClusterError`]; an object that is not ours is left alone and reported.
-    pub async fn compensate(self, ctx: &StepContext<'_>) -> Result<(), ClusterError> {
-        match self {
-            Self::Namespace => namespace::compensate(ctx).await,
-            Self::ResourceQuota => quota::compensate(ctx).await,
-            Self::LimitRange => limit_range::compensate(ctx).await,
-            Self::NetworkPolicy => network_policy::compensate(ctx).await,
-            Self::Rbac => rbac::compensate(ctx).await,
-            Self::Release => release::uninstall(ctx).await,
-        }
-    }
-
-    /// Undoes the step for a tenant that was live on `previous`: puts back what
-    /// it ran before (the previous plan's objects; for the release, a rollback
-    /// to the last good revision).
-    ///
-    /// # Errors
-    /// [`ClusterError`]; `is_transient` says whether a retry can succeed.
-    pub async fn roll_back(
-        self,
-        ctx: &StepContext<'_>,
-        previous: &Plan,
-    ) -> Result<(), ClusterError> {
-        match self {
-            Self::Release => release::rollback(ctx, previous.readiness_timeout()).await,
-            _ => {
-                self.apply(&StepContext {
-                    plan: previous,
-                    ..*ctx
-                })
-                .await
+/// Undoes `step`: removes the objects it creates, if they are ours (the last
+/// first); the release step uninstalls.
+///
+/// # Errors
+/// [`ClusterError`]; an object that is not ours is left alone and reported.
+pub async fn compensate(step: Step, ctx: &StepContext<'_>) -> Result<(), ClusterError> {
+    match step.objects(&ctx.objects()) {
+        StepObjects::Isolation(objects) => {
+            for object in objects.iter().rev() {
+                remove(ctx, object).await?;
             }
+            Ok(())
         }
+        StepObjects::Release => release::uninstall(ctx).await,
     }
 }
 
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// Undoes `step` for a tenant that was live on `previous`: puts back what it
+/// ran before (the previous plan's objects; for the release, a rollback to
+/// the last good revision).
+///
+/// # Errors
+/// [`ClusterError`]; `is_transient` says whether a retry can succeed.
+pub async fn roll_back(
+    step: Step,
+    ctx: &StepContext<'_>,
+    previous: &Plan,
+) -> Result<(), ClusterError> {
+    let ctx = StepContext {
+        plan: previous,
+        ..*ctx
+    };
+    match step.objects(&ctx.objects()) {
+        StepObjects::Isolation(objects) => apply_isolation(&ctx, &objects).await,
+        StepObjects::Release => release::rollback(&ctx, previous.readiness_timeout()).await,
+    }
+}
+
+/// Server-side applies isolation objects in order; the namespace only if it
+/// is absent or ours.
+///
+/// # Errors
+/// As [`Cluster::apply`] and [`Cluster::apply_namespace`].
+pub async fn apply_isolation(
+    ctx: &StepContext<'_>,
+    objects: &[IsolationObject],
+) -> Result<(), ClusterError> {
+    let (cluster, tenant) = (ctx.cluster, ctx.tenant);
+    for object in objects {
+        match object {
+            IsolationObject::Namespace(o) => cluster.apply_namespace(tenant, o).await,
+            IsolationObject::ResourceQuota(o) => cluster.apply(tenant, o).await,
+            IsolationObject::LimitRange(o) => cluster.apply(tenant, o).await,
+            IsolationObject::NetworkPolicy(o) => cluster.apply(tenant, o).await,
+            IsolationObject::ServiceAccount(o) => cluster.apply(tenant, o).await,
+            IsolationObject::Role(o) => cluster.apply(tenant, o).await,
+            IsolationObject::RoleBinding(o) => cluster.apply(tenant, o).await,
+        }?;
+    }
+    Ok(())
+}
+
+/// Deletes one isolation object if it is ours; the namespace (and so
+/// everything in it) starts terminating.
+async fn remove(ctx: &StepContext<'_>, object: &IsolationObject) -> Result<(), ClusterError> {
+    let (cluster, tenant, ns, name) = (ctx.cluster, ctx.tenant, ctx.namespace, object.name());
+    match object {
+        IsolationObject::Namespace(_) => cluster.delete_namespace(tenant).await.map(drop),
+        IsolationObject::ResourceQuota(_) => {
+            cluster
+                .delete_owned::<ResourceQuota>(tenant, ns, name)
+                .await
+        }
+        IsolationObject::LimitRange(_) => {
+            cluster.delete_owned::<LimitRange>(tenant, ns, name).await
+        }
+        IsolationObject::NetworkPolicy(_) => {
+            cluster
+                .delete_owned::<NetworkPolicy>(tenant, ns, name)
+                .await
+        }
+        IsolationObject::ServiceAccount(_) => {
+            cluster
+                .delete_owned::<ServiceAccount>(tenant, ns, name)
+                .await
+        }
+        IsolationObject::Role(_) => cluster.delete_owned::<Role>(tenant, ns, name).await,
+        IsolationObject::RoleBinding(_) => {
+            cluster.delete_owned::<RoleBinding>(tenant, ns, name).await
+        }
     }
 }
 
 /// What a step needs: the cluster and the tenant's desired shape.
+#[derive(Clone, Copy)]
 pub struct StepContext<'a> {
+    /// The cluster the tenant lives on.
     pub cluster: &'a Cluster,
+    /// The tenant.
     pub tenant: &'a TenantId,
+    /// Its namespace.
     pub namespace: &'a str,
+    /// The plan the step brings the tenant to.
     pub plan: &'a Plan,
+    /// Namespace of the routing gateway, admitted by the NetworkPolicy.
     pub gateway_namespace: &'a str,
-    /// The rendered release this saga installs (absent when only undoing).
-    pub release: Option<&'a release::ReleaseSpec>,
 }
 
 impl StepContext<'_> {
-    /// The input of the pure object builders.
+    /// The input of the steps' object builders.
     pub fn objects(&self) -> TenantObjects<'_> {
         TenantObjects {
             tenant: self.tenant,

@@ -72,7 +72,7 @@ pub fn manifest_text(objects: &[(String, Value)]) -> String {
         out.push_str("---\n# Source: ");
         out.push_str(template);
         out.push('\n');
-        out.push_str(&serde_yaml_ng::to_string(object).expect("JSON values serialize to YAML"));
+        out.push_str(&helm::to_yaml(object));
     }
     out
 }
@@ -92,15 +92,12 @@ fn refs_of(objects: impl IntoIterator<Item = Value>) -> BTreeSet<ObjectRef> {
         .collect()
 }
 
-/// Installs or upgrades to `ctx.release`.
+/// Installs or upgrades to `spec`.
 ///
 /// # Errors
 /// [`ClusterError`]; a workload that does not become ready in time, or a
 /// failed Job, is [`ClusterError::NotReady`] (permanent).
-pub async fn apply(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
-    let spec = ctx.release.ok_or_else(|| {
-        ClusterError::Invalid("the release step runs without a rendered release".into())
-    })?;
+pub async fn apply(ctx: &StepContext<'_>, spec: &ReleaseSpec) -> Result<(), ClusterError> {
     let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
     let history = &spec.history;
     let now = Timestamp::now();
@@ -229,10 +226,9 @@ pub async fn uninstall(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
     let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
     let name = ctx.tenant.as_str();
     let history = cluster.release_history(ns, name).await?;
-    let mut objects = refs_of(history.iter().flat_map(|r| manifest_objects(&r.manifest)));
-    if let Some(spec) = ctx.release {
-        objects.extend(refs_of(spec.objects.iter().map(|(_, o)| o.clone())));
-    }
+    // Every object ever applied is in some record's manifest: a revision's
+    // record is written before its objects.
+    let objects = refs_of(history.iter().flat_map(|r| manifest_objects(&r.manifest)));
     for r in &objects {
         cluster.delete_object(tenant, ns, r).await?;
     }

@@ -228,3 +228,20 @@ pub(crate) async fn wait_objects(kube: &kube::Client, tenant: &str, expected: &[
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The first container of a Deployment's pod template (the application's).
+pub(crate) fn first_container(d: &Deployment) -> &k8s_openapi::api::core::v1::Container {
+    &d.spec
+        .as_ref()
+        .expect("a Deployment has a spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("a pod template has a spec")
+        .containers[0]
+}
+
+/// The image of the first container of a Deployment.
+pub(crate) fn image_of(d: &Deployment) -> String {
+    first_container(d).image.clone().expect("an image")
+}

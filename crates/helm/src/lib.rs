@@ -7,7 +7,8 @@
 //! plan, event), [`check_overridable`] (the event only sets what the plan
 //! allows), [`validate_against_schema`], [`check_kube_version`] (the chart's
 //! `kubeVersion` against the cluster's), [`render()`], [`manifests`],
-//! [`sort_for_install`].
+//! [`sort_for_install`]. [`storage`] is how Helm records a revision, so that
+//! `helm` reads what was installed.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod chart;
 pub mod kube_version;
 pub mod manifest;
 pub mod render;
+pub mod storage;
 pub mod values;
 
 pub use chart::{Chart, ChartError, ChartMetadata};
@@ -35,6 +37,15 @@ pub fn parse_yaml_document(text: &str) -> Result<Option<serde_json::Value>, Stri
         None => Ok(None),
         Some(node) => render::goyaml::load::to_json(&node).map(Some),
     }
+}
+
+/// `value` as YAML, as Helm's `toYaml` writes it (go-yaml's emitter, keys
+/// in its natural order), ending with a line break: the one YAML emitter of
+/// the project, for templates and for the manifests a release records.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    let mut text = render::goyaml::emit::to_yaml(&render::gojson::from_json(value));
+    text.push('\n');
+    text
 }
 
 pub use values::{

@@ -4,21 +4,20 @@
 //! are merged into the tenant's, a request states them anew).
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::contract::{InboundEvent, Intent, Metadata};
 use crate::plans::PlanCatalog;
-use helm::{Chart, merge_values, release_values};
+use helm::{Chart, release_values};
+use tenant_core::rules::Shape;
 
 /// A tenant as its events leave it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Live {
-    pub plan: String,
-    /// `None`: never named by an event (the worker's default applies).
-    pub app_version: Option<String>,
-    /// The tenant's own chart values (the event layer).
-    pub values: Value,
+    /// Plan, version (`None`: never named by an event, the worker's default
+    /// applies) and the tenant's own values, by the engine's rules.
+    #[serde(flatten)]
+    pub shape: Shape,
     /// The `metadata` of the last event that shaped this, passed on when the
     /// intent is re-driven.
     #[serde(skip)]
@@ -49,40 +48,20 @@ impl Folded {
     ) {
         self.sequences.push(sequence);
         self.last = Some((sequence, event.id));
+        let current = self.target.as_ref().map(|t| &t.shape);
         let next = match &event.intent {
-            Intent::Requested(d) => {
-                let app_version = d
-                    .app_version
-                    .clone()
-                    .or_else(|| self.target.as_ref().and_then(|t| t.app_version.clone()));
-                Some(Live {
-                    plan: d.plan.clone(),
-                    app_version,
-                    values: Value::Object(d.values.clone().unwrap_or_default()),
-                    metadata: d.metadata.clone(),
-                })
-            }
+            Intent::Requested(d) => Some(Live {
+                shape: Shape::requested(current.and_then(|c| c.app_version.as_deref()), d),
+                metadata: d.metadata.clone(),
+            }),
             Intent::Upgraded(d) => {
-                let Some(current) = &self.target else {
+                let Some(current) = current else {
                     self.ignored
                         .push((sequence, "an upgrade of a tenant that is not live".into()));
                     return;
                 };
-                let values = match &d.values {
-                    Some(changes) => merge_values(
-                        &current.values,
-                        &Value::Object(changes.clone()),
-                        &Value::Object(Map::new()),
-                    ),
-                    None => current.values.clone(),
-                };
                 Some(Live {
-                    plan: d.plan.clone().unwrap_or_else(|| current.plan.clone()),
-                    app_version: d
-                        .app_version
-                        .clone()
-                        .or_else(|| current.app_version.clone()),
-                    values,
+                    shape: current.upgraded(d),
                     metadata: d.metadata.clone(),
                 })
             }
@@ -102,9 +81,10 @@ impl Folded {
 /// rendering is not tried).
 fn check(live: &Live, plans: &PlanCatalog, chart: &Chart) -> Result<(), String> {
     let plan = plans
-        .get(&live.plan)
-        .ok_or_else(|| format!("plan {:?} is not in the catalogue", live.plan))?;
+        .get(&live.shape.plan)
+        .ok_or_else(|| format!("plan {:?} is not in the catalogue", live.shape.plan))?;
     let version = live
+        .shape
         .app_version
         .as_deref()
         .unwrap_or_else(|| plans.default_app_version());
@@ -113,7 +93,7 @@ fn check(live: &Live, plans: &PlanCatalog, chart: &Chart) -> Result<(), String> 
         &plan.values,
         Some(&plan.overridable_values),
         (plans.app_version_value(), version),
-        &live.values,
+        &live.shape.values,
     )
     .map(|_| ())
     .map_err(|e| format!("values {e}"))
@@ -124,7 +104,7 @@ mod tests {
     use super::*;
     use crate::contract::{TenantDeleted, TenantId, TenantRequested, TenantUpgraded};
     use crate::settings::SAMPLE_CHART_DIR;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn event(intent: Intent) -> InboundEvent {
         InboundEvent {
@@ -186,9 +166,9 @@ mod tests {
             ),
         ]);
         let live = f.target.unwrap();
-        assert_eq!(live.plan, "standard");
-        assert_eq!(live.app_version.as_deref(), Some("1.1.0"));
-        assert_eq!(live.values, json!({"config": {"a": "1", "b": "2"}}));
+        assert_eq!(live.shape.plan, "standard");
+        assert_eq!(live.shape.app_version.as_deref(), Some("1.1.0"));
+        assert_eq!(live.shape.values, json!({"config": {"a": "1", "b": "2"}}));
         assert_eq!(f.sequences, [1, 2]);
 
         let gone = fold(vec![request("free", json!({})), delete()]);
@@ -198,7 +178,7 @@ mod tests {
             delete(),
             request("premium", json!({})),
         ]);
-        assert_eq!(back.target.unwrap().plan, "premium");
+        assert_eq!(back.target.unwrap().shape.plan, "premium");
     }
 
     #[test]
@@ -209,7 +189,7 @@ mod tests {
             request("platinum", json!({})),
             upgrade(None, None, Some(json!({"replicaCount": 50}))),
         ]);
-        assert_eq!(f.target.unwrap().plan, "free");
+        assert_eq!(f.target.unwrap().shape.plan, "free");
         let reasons: Vec<u64> = f.ignored.iter().map(|(s, _)| *s).collect();
         assert_eq!(reasons, [1, 3, 4], "{:?}", f.ignored);
         assert!(f.ignored[1].1.contains("platinum"));

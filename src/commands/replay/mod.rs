@@ -55,9 +55,9 @@ use crate::contract::{
     REPLAY_AS_OF, TenantDeleted, TenantId, TenantRequested, decode_inbound,
 };
 use crate::error::Error;
+use crate::record::{TenantRecord, TenantStatus};
 use crate::saga::Engine;
 use crate::saga::reconcile::{Drifted, Inspection};
-use crate::saga::state::{TenantRecord, TenantStatus};
 
 /// The `source` of re-driven events.
 pub const REPLAY_SOURCE: &str = "tenant-worker-replay";
@@ -386,9 +386,9 @@ async fn compare(
                         record
                             .and_then(|r| r.plan.clone())
                             .unwrap_or_else(|| "-".into()),
-                        live.plan
+                        live.shape.plan
                     ));
-                    if let Some(v) = &live.app_version {
+                    if let Some(v) = &live.shape.app_version {
                         plan.changes.push(format!("app_version: -> {v}"));
                     }
                     if engine.cluster.namespace_state(&tenant).await? == NamespaceState::Absent {
@@ -399,22 +399,22 @@ async fn compare(
                     }
                 }
                 Some(r) => {
-                    if r.plan.as_deref() != Some(live.plan.as_str()) {
+                    if r.plan.as_deref() != Some(live.shape.plan.as_str()) {
                         plan.changes.push(format!(
                             "plan: {} -> {}",
                             r.plan.as_deref().unwrap_or("-"),
-                            live.plan
+                            live.shape.plan
                         ));
                     }
-                    if let Some(v) = &live.app_version
+                    if let Some(v) = &live.shape.app_version
                         && r.app_version.as_ref() != Some(v)
                     {
                         plan.changes
                             .push(format!("app_version: {} -> {v}", app_version(r)));
                     }
-                    if r.values != live.values {
+                    if r.values != live.shape.values {
                         plan.changes
-                            .push(format!("values: {} -> {}", r.values, live.values));
+                            .push(format!("values: {} -> {}", r.values, live.shape.values));
                     }
                     if plan.changes.is_empty() {
                         match engine.inspect(r).await? {
@@ -491,9 +491,9 @@ fn redrive_event(plan: &TenantPlan, as_of: u64) -> Option<(CloudEvent<Value>, Va
     let data = match (&plan.action, &plan.target) {
         (Action::Provision, Some(live)) => serde_json::to_value(TenantRequested {
             tenant_id: tenant.clone(),
-            plan: live.plan.clone(),
-            app_version: live.app_version.clone(),
-            values: live.values.as_object().cloned(),
+            plan: live.shape.plan.clone(),
+            app_version: live.shape.app_version.clone(),
+            values: live.shape.values.as_object().cloned(),
             metadata: live.metadata.clone(),
         }),
         (Action::Deprovision, _) => serde_json::to_value(TenantDeleted {

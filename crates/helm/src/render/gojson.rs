@@ -52,6 +52,24 @@ fn b64(data: &str) -> String {
 ///
 /// # Errors
 /// NaN or infinite floats, and functions, as Go's encoder refuses them.
+/// A JSON value as the tree Go's encoders walk (numbers as Go's JSON
+/// encoder writes them).
+pub(crate) fn from_json(v: &serde_json::Value) -> JNode {
+    match v {
+        serde_json::Value::Null => JNode::Null,
+        serde_json::Value::Bool(b) => JNode::Bool(*b),
+        serde_json::Value::Number(n) => JNode::Number(match n.as_f64() {
+            Some(f) if n.is_f64() => json_float(f).unwrap_or_else(|_| n.to_string()),
+            _ => n.to_string(),
+        }),
+        serde_json::Value::String(s) => JNode::Str(s.clone()),
+        serde_json::Value::Array(items) => JNode::Seq(items.iter().map(from_json).collect()),
+        serde_json::Value::Object(m) => {
+            JNode::Map(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        }
+    }
+}
+
 pub(crate) fn to_tree(objects: &Objects, v: &Value) -> Result<JNode, String> {
     match objects.kind(v) {
         Some(Kind::Bytes) => {

@@ -20,15 +20,26 @@ pub struct TenantId(String);
 /// Why a string is not a tenant id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantIdError {
+    /// The string is empty.
     #[error("tenant id is empty")]
     Empty,
+    /// Longer than [`MAX_TENANT_ID_LEN`] characters.
     #[error("tenant id {id:?} is {len} characters long; the limit is {MAX_TENANT_ID_LEN}")]
-    TooLong { id: String, len: usize },
+    TooLong {
+        /// The refused string, cut to its first 64 characters.
+        id: String,
+        /// Its full length, in characters.
+        len: usize,
+    },
+    /// Contains something other than `a-z`, `0-9` and `-`, or starts or ends with `-`.
     #[error(
         "tenant id {id:?} is not a DNS-1123 label: use lower-case letters, digits and '-', \
          starting and ending with a letter or digit"
     )]
-    NotDnsLabel { id: String },
+    NotDnsLabel {
+        /// The refused string.
+        id: String,
+    },
 }
 
 impl TenantId {
@@ -48,17 +59,13 @@ impl TenantId {
                 len,
             });
         }
-        let bytes = s.as_bytes();
-        let ok_inner = bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        let ok_ends = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        if !ok_inner || !ok_ends(bytes[0]) || !ok_ends(bytes[bytes.len() - 1]) {
+        if !crate::names::is_dns_label(s, MAX_TENANT_ID_LEN) {
             return Err(TenantIdError::NotDnsLabel { id: s.to_owned() });
         }
         Ok(Self(s.to_owned()))
     }
 
+    /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }

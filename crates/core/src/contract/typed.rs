@@ -13,6 +13,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::names::{is_dns_label, is_label_value};
+
 use super::{
     CloudEvent, Completion, Deprovisioned, DriftKind, DriftRepaired, EventType, Failed,
     Provisioned, Rejected, TenantDeleted, TenantId, TenantRequested, TenantUpgraded,
@@ -35,14 +37,23 @@ const MAX_KIND_LEN: usize = 63;
 /// Any contract event, typed by its `type` attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypedEvent {
+    /// `tenant.requested` (inbound).
     Requested(CloudEvent<TenantRequested>),
+    /// `tenant.upgraded` (inbound).
     Upgraded(CloudEvent<TenantUpgraded>),
+    /// `tenant.deleted` (inbound).
     Deleted(CloudEvent<TenantDeleted>),
+    /// `tenant.provisioned` (outbound).
     Provisioned(CloudEvent<Completion<Provisioned>>),
+    /// `tenant.upgrade_completed` (outbound).
     UpgradeCompleted(CloudEvent<Completion<UpgradeCompleted>>),
+    /// `tenant.deprovisioned` (outbound).
     Deprovisioned(CloudEvent<Completion<Deprovisioned>>),
+    /// `tenant.failed` (outbound).
     Failed(CloudEvent<Completion<Failed>>),
+    /// `tenant.rejected` (outbound).
     Rejected(CloudEvent<Completion<Rejected>>),
+    /// `tenant.drift_repaired` (outbound, from the reconciler).
     DriftRepaired(CloudEvent<Completion<DriftRepaired>>),
 }
 
@@ -571,26 +582,6 @@ fn is_kind(s: &str) -> bool {
     b.len() <= MAX_KIND_LEN
         && b.first().is_some_and(u8::is_ascii_uppercase)
         && b.iter().all(u8::is_ascii_alphanumeric)
-}
-
-/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` and at most `max` characters.
-fn is_dns_label(s: &str, max: usize) -> bool {
-    let b = s.as_bytes();
-    let end_ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    (1..=max).contains(&b.len())
-        && b.iter().all(|c| end_ok(c) || *c == b'-')
-        && b.first().is_some_and(end_ok)
-        && b.last().is_some_and(end_ok)
-}
-
-/// `^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`: a Kubernetes label value.
-fn is_label_value(s: &str) -> bool {
-    let b = s.as_bytes();
-    (1..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// The uuid crate also reads the simple, braced and URN forms; the contract
@@ -1157,20 +1148,5 @@ mod tests {
         delete.reason = Some("é".repeat(MAX_DELETE_REASON_LEN + 1));
         let err = refused(&event_json(EventType::Deleted, delete));
         assert!(err.contains("1025 characters"), "{err}");
-    }
-
-    #[test]
-    fn name_rules_match_the_schema_patterns() {
-        assert!(is_dns_label("a", 63) && is_dns_label("pro-2", 63));
-        assert!(is_dns_label(&"a".repeat(63), 63) && !is_dns_label(&"a".repeat(64), 63));
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "é"] {
-            assert!(!is_dns_label(bad, 63), "{bad:?}");
-        }
-        for ok in ["1", "v1.2.3", "2.0.0-rc.1", "Release_7", &"x".repeat(63)] {
-            assert!(is_label_value(ok), "{ok:?}");
-        }
-        for bad in ["", ".1", "1.", "1+2", "a b", &"x".repeat(64)] {
-            assert!(!is_label_value(bad), "{bad:?}");
-        }
     }
 }

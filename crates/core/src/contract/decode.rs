@@ -16,7 +16,9 @@ use super::{EventType, InboundEvent, Intent};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct DecodeError {
+    /// The class of failure; names the dead-letter subject token.
     pub kind: DecodeErrorKind,
+    /// What exactly is wrong (field, rule, schema complaints), for the dead-letter reason.
     pub message: String,
 }
 
@@ -36,6 +38,7 @@ pub enum DecodeErrorKind {
 }
 
 impl DecodeErrorKind {
+    /// The snake_case name, e.g. `schema_violation`: the token in `tenant.deadletter.<reason>`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TooLarge => "too_large",
@@ -64,7 +67,7 @@ macro_rules! schema_text {
     ($name:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/schemas/",
+            "/../../schemas/",
             $name,
             ".schema.json"
         ))

@@ -10,23 +10,39 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::{is_dns_label, is_label_value};
+
 /// The plans shipped with the worker (`k8s/plans.yaml`), used when no file is given.
-pub const DEFAULT_PLANS_YAML: &str = include_str!("../k8s/plans.yaml");
+pub const DEFAULT_PLANS_YAML: &str = include_str!("../../../k8s/plans.yaml");
 
 /// A plan file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// The file could not be read.
     #[error("cannot read plan file {path}: {source}")]
     Read {
+        /// The file's path.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not valid YAML of the plan-file shape, or a file-wide
+    /// setting is wrong (no plans, a bad `default_app_version` or `app_version_value`).
     #[error("plan file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// The file's path (`<built-in k8s/plans.yaml>` for the shipped plans).
+        path: String,
+        /// What is wrong, with the YAML parser's location when it has one.
+        message: String,
+    },
+    /// One plan is wrong.
     #[error("plan file {path}: plan {plan:?}: {message}")]
     Invalid {
+        /// The file's path (`<built-in k8s/plans.yaml>` for the shipped plans).
         path: String,
+        /// The plan's name, as written in the file.
         plan: String,
+        /// The field and what is wrong with it, e.g. `quota.limits.cpu: ...`.
         message: String,
     },
 }
@@ -191,7 +207,7 @@ impl PlanCatalog {
         }
         let mut plans = BTreeMap::new();
         for (name, mut plan) in file.plans {
-            if !is_dns_label(&name) {
+            if !is_dns_label(&name, 63) {
                 return Err(invalid(
                     &name,
                     "plan names must be DNS-1123 labels (lower-case letters, digits, '-')".into(),
@@ -302,27 +318,6 @@ fn is_value_path(s: &str) -> bool {
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
         })
-}
-
-/// A DNS-1123 label of at most 63 characters.
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_label_value(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Checks a Kubernetes quantity (`500m`, `1Gi`, `2`, `1.5`, `1e3`) the way the

@@ -23,6 +23,7 @@ pub type Values = Map<String, Value>;
 /// The CloudEvents `specversion` this contract speaks. Only `"1.0"` exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpecVersion {
+    /// `"1.0"`.
     #[serde(rename = "1.0")]
     V1_0,
 }
@@ -30,6 +31,7 @@ pub enum SpecVersion {
 /// The only `datacontenttype` the contract uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataContentType {
+    /// `"application/json"`: `data` is a JSON object.
     #[serde(rename = "application/json")]
     Json,
 }
@@ -37,27 +39,38 @@ pub enum DataContentType {
 /// Every event type of the contract, inbound and outbound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
+    /// `tenant.requested` (inbound): signup asks for a new tenant on a plan.
     #[serde(rename = "tenant.requested")]
     Requested,
+    /// `tenant.upgraded` (inbound): change a tenant's plan, app version and/or values.
     #[serde(rename = "tenant.upgraded")]
     Upgraded,
+    /// `tenant.deleted` (inbound): remove the tenant.
     #[serde(rename = "tenant.deleted")]
     Deleted,
+    /// `tenant.provisioned` (outbound): a requested tenant is ready.
     #[serde(rename = "tenant.provisioned")]
     Provisioned,
+    /// `tenant.upgrade_completed` (outbound): an upgrade is live.
     #[serde(rename = "tenant.upgrade_completed")]
     UpgradeCompleted,
+    /// `tenant.deprovisioned` (outbound): the tenant is gone (also when it never existed).
     #[serde(rename = "tenant.deprovisioned")]
     Deprovisioned,
+    /// `tenant.failed` (outbound): a saga gave up, after undoing what it could.
     #[serde(rename = "tenant.failed")]
     Failed,
+    /// `tenant.rejected` (outbound): the request is invalid; nothing was changed.
     #[serde(rename = "tenant.rejected")]
     Rejected,
+    /// `tenant.drift_repaired` (outbound): the reconciler put back objects that had
+    /// drifted from the tenant's record; completes no inbound event.
     #[serde(rename = "tenant.drift_repaired")]
     DriftRepaired,
 }
 
 impl EventType {
+    /// Every event type: the three inbound ones first, then the outbound ones.
     pub const ALL: [EventType; 9] = [
         Self::Requested,
         Self::Upgraded,
@@ -120,17 +133,22 @@ impl std::fmt::Display for EventType {
 /// A CloudEvents 1.0 event in structured mode, with a typed `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent<D> {
+    /// CloudEvents version; always `"1.0"`.
     pub specversion: SpecVersion,
     /// Unique per event; the idempotency key.
     pub id: Uuid,
     /// Who emitted it (`billing`, `signup`, `tenant-worker`, ...).
     pub source: String,
+    /// The `type` attribute; selects the schema of `data`.
     #[serde(rename = "type")]
     pub event_type: EventType,
+    /// When the event was emitted (`time`, RFC 3339).
     pub time: Timestamp,
     /// The tenant id.
     pub subject: TenantId,
+    /// Media type of `data`; always `"application/json"`.
     pub datacontenttype: DataContentType,
+    /// The payload of the event type.
     pub data: D,
 }
 
@@ -155,12 +173,19 @@ impl<D> CloudEvent<D> {
 /// `tenant.requested`: create the tenant on `plan`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantRequested {
+    /// The tenant the event is about; always equal to the envelope's `subject`.
     pub tenant_id: TenantId,
+    /// Name of a plan in the plan catalogue; unknown plans are `tenant.rejected`.
     pub plan: String,
+    /// Application version to install; when absent, the version the tenant
+    /// already runs, if any, else the catalogue's `default_app_version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
+    /// Chart value overrides, merged over chart defaults and plan values; they
+    /// replace any earlier overrides of the tenant. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Values>,
+    /// Opaque producer metadata, passed through unchanged to the completion event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
 }
@@ -168,13 +193,19 @@ pub struct TenantRequested {
 /// `tenant.upgraded`: change plan, app version and/or values (at least one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantUpgraded {
+    /// The tenant the event is about; always equal to the envelope's `subject`.
     pub tenant_id: TenantId,
+    /// The new plan; absent keeps the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The new application version; absent keeps the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
+    /// Value overrides merged into the tenant's current ones (a `null` removes
+    /// one); absent keeps them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Values>,
+    /// Opaque producer metadata, passed through unchanged to the completion event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
 }
@@ -182,9 +213,12 @@ pub struct TenantUpgraded {
 /// `tenant.deleted`: remove the tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantDeleted {
+    /// The tenant the event is about; always equal to the envelope's `subject`.
     pub tenant_id: TenantId,
+    /// Why the tenant is removed, for humans (at most 1024 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Opaque producer metadata, passed through unchanged to the completion event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
 }
@@ -192,12 +226,16 @@ pub struct TenantDeleted {
 /// What an inbound event asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Intent {
+    /// A `tenant.requested` event's data.
     Requested(TenantRequested),
+    /// A `tenant.upgraded` event's data.
     Upgraded(TenantUpgraded),
+    /// A `tenant.deleted` event's data.
     Deleted(TenantDeleted),
 }
 
 impl Intent {
+    /// The inbound event type this intent came from.
     pub fn event_type(&self) -> EventType {
         match self {
             Self::Requested(_) => EventType::Requested,
@@ -206,6 +244,7 @@ impl Intent {
         }
     }
 
+    /// `data.tenant_id`.
     pub fn tenant_id(&self) -> &TenantId {
         match self {
             Self::Requested(d) => &d.tenant_id,
@@ -214,6 +253,7 @@ impl Intent {
         }
     }
 
+    /// `data.metadata`, to be copied into the completion event; `None` when absent.
     pub fn metadata(&self) -> Option<&Metadata> {
         match self {
             Self::Requested(d) => d.metadata.as_ref(),
@@ -236,8 +276,11 @@ impl Intent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentKind {
+    /// `requested`: from `tenant.requested`.
     Requested,
+    /// `upgraded`: from `tenant.upgraded`.
     Upgraded,
+    /// `deleted`: from `tenant.deleted`.
     Deleted,
 }
 
@@ -255,10 +298,15 @@ impl IntentKind {
 /// A decoded, validated inbound event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundEvent {
+    /// The event `id`: the idempotency key, and `causation_id` of its completion.
     pub id: Uuid,
+    /// The producer (`source` attribute), e.g. `billing` or `signup`.
     pub source: String,
+    /// When the producer emitted it (`time` attribute).
     pub time: Timestamp,
+    /// The tenant (`subject`, checked equal to `data.tenant_id`).
     pub tenant_id: TenantId,
+    /// What the event asks for, with its `data`.
     pub intent: Intent,
     /// For an event that `tenant-worker replay --apply` published: the last
     /// `TENANT_LIFECYCLE` sequence the replay read (CloudEvents extension
@@ -275,19 +323,23 @@ pub const REPLAY_AS_OF: &str = "replayasof";
 /// Where the tenant's application answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// Host name of the tenant's Service (`<service>.<namespace>.svc.cluster.local`).
     pub host: String,
+    /// TCP port (1 to 65535).
     pub port: u16,
 }
 
 /// Fields every completion event carries besides its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion<D> {
+    /// The tenant the event is about; always equal to the envelope's `subject`.
     pub tenant_id: TenantId,
     /// The id of the inbound event this completes.
     pub causation_id: Uuid,
     /// The inbound event's `metadata`, unchanged (`{}` when it had none).
     #[serde(default)]
     pub metadata: Metadata,
+    /// The type-specific fields, flattened into the same `data` object.
     #[serde(flatten)]
     pub detail: D,
 }
@@ -295,45 +347,62 @@ pub struct Completion<D> {
 /// `tenant.provisioned`: the requested tenant is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provisioned {
+    /// The plan the tenant runs on (and is billed for).
     pub plan: String,
+    /// The application version installed.
     pub app_version: String,
+    /// The tenant's namespace (`tenant-<tenant_id>` by default).
     pub namespace: String,
+    /// Where the tenant's application answers.
     pub endpoint: Endpoint,
+    /// Revision of the tenant's Helm release now running.
     pub release_revision: u32,
     /// The quota billed: ResourceQuota `hard` limits, e.g. `{"limits.cpu": "2"}`.
     pub resources: BTreeMap<String, String>,
+    /// When the tenant became ready.
     pub completed_at: Timestamp,
 }
 
 /// `tenant.upgrade_completed`: the upgrade is live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeCompleted {
+    /// The plan before the upgrade.
     pub previous_plan: String,
+    /// The plan from `effective_at` on (the previous one if the event named none).
     pub plan: String,
+    /// The application version before the upgrade.
     pub previous_app_version: String,
+    /// The application version from `effective_at` on.
     pub app_version: String,
+    /// Helm revision of the tenant's release after the upgrade.
     pub release_revision: u32,
     /// The quota billed from `effective_at` on.
     pub resources: BTreeMap<String, String>,
+    /// When the upgrade went live.
     pub effective_at: Timestamp,
 }
 
 /// `tenant.deprovisioned`: the tenant is gone (also when it never existed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deprovisioned {
+    /// The namespace that was removed (or would have been).
     pub namespace: String,
     /// The plan billed until now; absent when nothing was billed (the tenant
     /// never existed, or its first install failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// When the tenant was found gone.
     pub deleted_at: Timestamp,
 }
 
 /// `tenant.failed`: a saga gave up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
+    /// What the inbound event asked for (`requested`, `upgraded`, `deleted`).
     pub intent: IntentKind,
+    /// Name of the saga step that failed, e.g. `release` or `resource_quota`.
     pub failed_step: String,
+    /// Why the step failed, for humans.
     pub error: String,
     /// Whether every done step was undone.
     pub compensated: bool,
@@ -350,10 +419,12 @@ pub struct Failed {
 /// tenant, the intent that the repair restores).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriftRepaired {
+    /// The tenant's namespace.
     pub namespace: String,
     /// The tenant's plan (absent for a deleted tenant whose leftovers were removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The tenant's application version; absent exactly when `plan` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
     /// The release revision whose objects were put back (`0`: none).
@@ -369,9 +440,13 @@ pub struct DriftRepaired {
 /// An object that `tenant.drift_repaired` put back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairedObject {
+    /// The object's `apiVersion`, e.g. `v1` or `networking.k8s.io/v1`.
     pub api_version: String,
+    /// The object's `kind`, e.g. `NetworkPolicy`.
     pub kind: String,
+    /// The object's name, in the event's `namespace` (a Namespace is named by itself).
     pub name: String,
+    /// How it differed, and so what was done to it.
     pub drift: DriftKind,
     /// For `modified`: the fields that differed, as dotted paths
     /// (`spec.hard.limits.cpu`).
@@ -392,6 +467,7 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// The wire name: `missing`, `modified` or `unexpected`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Missing => "missing",
@@ -404,7 +480,9 @@ impl DriftKind {
 /// A step that could not be undone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompensationFailure {
+    /// Name of the saga step whose undoing failed, e.g. `namespace`.
     pub step: String,
+    /// Why undoing it failed, for humans.
     pub error: String,
 }
 
@@ -413,6 +491,7 @@ pub struct CompensationFailure {
 pub struct Rejected {
     /// A stable machine-readable code, e.g. `unknown_plan`.
     pub reason: RejectReason,
+    /// What is wrong, for humans (not stable; match on `reason`).
     pub message: String,
 }
 
@@ -442,6 +521,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// The wire code, e.g. `unknown_plan`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnknownPlan => "unknown_plan",
@@ -456,17 +536,23 @@ impl RejectReason {
     }
 }
 
-/// Any event the worker publishes.
+/// Any completion event the worker publishes for an inbound event (not `tenant.drift_repaired`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// Publish `tenant.provisioned`.
     Provisioned(Provisioned),
+    /// Publish `tenant.upgrade_completed`.
     UpgradeCompleted(UpgradeCompleted),
+    /// Publish `tenant.deprovisioned`.
     Deprovisioned(Deprovisioned),
+    /// Publish `tenant.failed`.
     Failed(Failed),
+    /// Publish `tenant.rejected`.
     Rejected(Rejected),
 }
 
 impl Outcome {
+    /// The `type` of the completion event this outcome is published as.
     pub fn event_type(&self) -> EventType {
         match self {
             Self::Provisioned(_) => EventType::Provisioned,

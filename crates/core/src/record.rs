@@ -22,9 +22,13 @@ pub const RECENT_EVENT_IDS: usize = 64;
 pub enum TenantStatus {
     /// Never provisioned (only rejected or deleted events seen so far).
     Absent,
+    /// A saga is installing a tenant that was not live.
     Provisioning,
+    /// Live: runs `plan` at `app_version` (also after a failed change was rolled back).
     Ready,
+    /// A saga is changing a live tenant; compensation puts its previous plan back.
     Upgrading,
+    /// A delete saga is withdrawing the route and deleting the namespace.
     Deprovisioning,
     /// Deprovisioned; the record stays as a tombstone for ordering and idempotency.
     Deleted,
@@ -33,6 +37,7 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    /// The status as stored in the record (snake case), for logs and output.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Absent => "absent",
@@ -49,13 +54,16 @@ impl TenantStatus {
 /// The last inbound event the worker finished with, and what it published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastEvent {
+    /// The inbound event's `id`.
     pub id: Uuid,
+    /// The inbound event's type (`tenant.requested`, `tenant.upgraded` or `tenant.deleted`).
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// Stream sequence in `TENANT_LIFECYCLE`.
     pub sequence: u64,
     /// The completion event published for it.
     pub outcome: EventType,
+    /// When the worker finished with it.
     pub at: Timestamp,
 }
 
@@ -63,15 +71,22 @@ pub struct LastEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
+    /// Applied; a resumed saga does not run it again.
     Done,
+    /// Undone (or, for a live tenant, put back to its previous plan); not undone again.
     Compensated,
+    /// Undoing it failed; reported in `tenant.failed` under `compensation_failed`.
     CompensationFailed,
 }
 
+/// One step of a saga's step log and where it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepEntry {
+    /// The step (stored by its name).
     pub step: Step,
+    /// Its latest state.
     pub state: StepState,
+    /// When it reached that state.
     pub at: Timestamp,
 }
 
@@ -79,7 +94,9 @@ pub struct StepEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaPhase {
+    /// Applying steps; a redelivery resumes with the first step not done.
     Forward,
+    /// A step failed for good; a redelivery goes on undoing the done steps.
     Compensating,
 }
 
@@ -89,8 +106,9 @@ pub const SAGA_ATTEMPTS: usize = 10;
 /// The step that failed for good, which compensation is undoing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepFailure {
-    /// A [`Step`] name, or `delete_namespace` for a deprovisioning saga.
-    pub step: String,
+    /// The step (stored by its name, as in the step log).
+    pub step: Step,
+    /// Its error message, as reported in `tenant.failed`.
     pub error: String,
 }
 
@@ -101,7 +119,9 @@ pub struct Attempt {
     pub delivery: u64,
     /// The replica that made the attempt.
     pub replica: String,
+    /// The error the delivery ended with.
     pub error: String,
+    /// When the attempt was recorded.
     pub at: Timestamp,
 }
 
@@ -110,13 +130,18 @@ pub struct Attempt {
 /// (phase `compensating`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagaLog {
+    /// The inbound event the saga applies.
     pub event_id: Uuid,
+    /// That event's stream sequence in `TENANT_LIFECYCLE`.
     pub sequence: u64,
+    /// What the event asks for (request, upgrade or delete).
     pub intent: IntentKind,
+    /// Forward or compensating.
     pub phase: SagaPhase,
     /// The plan and version the saga brings the tenant to (none for deletes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The application version the saga brings the tenant to (none for deletes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
     /// The plan a live tenant ran before; compensation re-applies it instead of
@@ -127,6 +152,7 @@ pub struct SagaLog {
     /// resumed saga installs the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_revision: Option<u32>,
+    /// The step log: each step the saga reached, in the order first reached.
     pub steps: Vec<StepEntry>,
     /// Set when a step failed for good (phase `compensating`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +165,7 @@ pub struct SagaLog {
     /// this (same id, same payload) instead of running again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion: Option<CloudEvent<Value>>,
+    /// When the saga was opened (by the first delivery of its event to take the lease).
     pub started_at: Timestamp,
 }
 
@@ -194,12 +221,30 @@ impl SagaLog {
 /// dies leaves it to expire, and another replica takes over after that.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
+    /// The replica id of the holder (`EngineSettings::replica_id`).
     pub holder: String,
+    /// The inbound event the holder works on.
     pub event_id: Uuid,
+    /// When the lease lapses unless renewed; after that any replica may take it.
     pub expires_at: Timestamp,
 }
 
 impl Lease {
+    /// A lease of the tenant for `holder`, working on `event_id`, that keeps
+    /// other replicas out for `ttl` from `now`.
+    pub fn new(holder: &str, event_id: Uuid, now: Timestamp, ttl: std::time::Duration) -> Self {
+        Self {
+            holder: holder.to_owned(),
+            event_id,
+            expires_at: now + ttl,
+        }
+    }
+
+    /// Extends the lease to `ttl` from `now`.
+    pub fn renew(&mut self, now: Timestamp, ttl: std::time::Duration) {
+        self.expires_at = now + ttl;
+    }
+
     /// Whether this lease keeps `replica` out at `now`.
     pub fn excludes(&self, replica: &str, now: Timestamp) -> bool {
         self.holder != replica && self.expires_at > now
@@ -209,11 +254,16 @@ impl Lease {
 /// The worker's record of one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantRecord {
+    /// The tenant, also the record's KV key.
     pub tenant_id: TenantId,
+    /// Where the tenant stands.
     pub status: TenantStatus,
+    /// The tenant's Kubernetes namespace (the worker's namespace prefix and the tenant id).
     pub namespace: String,
+    /// The plan the tenant runs on (none while it runs nothing).
     #[serde(default)]
     pub plan: Option<String>,
+    /// The application version the tenant runs (none while it runs nothing).
     #[serde(default)]
     pub app_version: Option<String>,
     /// Helm release revision deployed (0: none).
@@ -225,16 +275,19 @@ pub struct TenantRecord {
     /// Highest `TENANT_LIFECYCLE` sequence applied; older intents are superseded.
     #[serde(default)]
     pub last_sequence: u64,
+    /// The last inbound event finished with (none before the first).
     #[serde(default)]
     pub last_event: Option<LastEvent>,
     /// Ids of recently applied inbound events (newest last), at most [`RECENT_EVENT_IDS`].
     #[serde(default)]
     pub recent_event_ids: VecDeque<Uuid>,
+    /// The saga in flight (none between sagas).
     #[serde(default)]
     pub saga: Option<SagaLog>,
     /// The replica working on the tenant, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// When the record was last written.
     pub updated_at: Timestamp,
 }
 
