@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::TopologySettings;
+use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::plans::PlanCatalog;
-use crate::saga::EngineSettings;
+use crate::saga::{Engine, EngineSettings};
 use helm::Chart;
 
 /// The sample chart shipped in this repository (`k8s/charts/tenant-app`).
@@ -336,6 +337,18 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// The engine a worker with these settings runs (also what the tools
+    /// build, so that they expect exactly what the workers apply).
+    pub fn engine(&self, kube: kube::Client, bus: crate::bus::Bus) -> Engine {
+        Engine::new(
+            Cluster::new(kube, self.namespace_prefix.clone(), self.engine.retry),
+            Arc::new(self.plans.clone()),
+            self.chart.clone(),
+            bus,
+            self.engine.clone(),
+        )
+    }
+
     /// Settings with the shipped plans and defaults, for tests and `dev`.
     pub fn for_tests(nats_url: &str) -> Self {
         Self {

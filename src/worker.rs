@@ -107,7 +107,7 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     };
-    let engine = Engine::for_worker(&settings, kube, bus.clone());
+    let engine = settings.engine(kube, bus.clone());
     info!(
         nats = %crate::settings::redacted_url(&settings.nats.url),
         replica = %settings.engine.replica_id,

@@ -15,6 +15,19 @@ async fn cli(args: &[&str], nats_url: &str) -> Output {
     cmd.output().await.expect("binary runs")
 }
 
+/// `publish requested ok-id --plan free --values <values>`.
+fn requested_with_values(values: &str) -> Vec<&str> {
+    vec![
+        "publish",
+        "requested",
+        "ok-id",
+        "--plan",
+        "free",
+        "--values",
+        values,
+    ]
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -84,29 +97,10 @@ async fn bad_arguments_fail_clearly_and_publish_nothing() {
             "would be dead-lettered",
         ),
         (
-            vec![
-                "publish",
-                "requested",
-                "ok-id",
-                "--plan",
-                "free",
-                "--values",
-                "[1]",
-            ],
+            requested_with_values("[1]"),
             "--values must be a JSON object",
         ),
-        (
-            vec![
-                "publish",
-                "requested",
-                "ok-id",
-                "--plan",
-                "free",
-                "--values",
-                "{oops",
-            ],
-            "--values is not valid JSON",
-        ),
+        (requested_with_values("{oops"), "--values is not valid JSON"),
         (vec!["status", "Nope"], "DNS-1123"),
         (vec!["status", "nobody"], "no record for tenant nobody"),
     ] {

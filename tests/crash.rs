@@ -180,17 +180,7 @@ async fn crash_while_compensating_resumes_the_unwinding() {
     let _second = worker(&h, "second");
     let done = h.completion("phoenix", event.id).await;
     assert_eq!(done["type"], "tenant.failed", "{done:#}");
-    assert_eq!(done["data"]["failed_step"], "network_policy");
-    assert_eq!(done["data"]["compensated"], true);
-    assert_eq!(
-        done["data"]["compensation"],
-        json!([
-            "network_policy",
-            "limit_range",
-            "resource_quota",
-            "namespace"
-        ])
-    );
+    assert_network_policy_compensated(&done["data"]);
     h.wait_idle().await;
     assert_eq!(completions_of(&h, event.id).await.len(), 1);
     wait_objects(&h.kube(), "phoenix", &[]).await;

@@ -27,6 +27,8 @@ use helm::{
 use serde_json::{Value, json};
 use tenant_worker::plans::PlanCatalog;
 
+use crate::support::assert_succeeded;
+
 #[path = "helm_diff/shared_maps.rs"]
 mod shared_maps;
 
@@ -71,11 +73,7 @@ fn helm(requests: &[Value]) -> Vec<Value> {
     let out = child
         .wait_with_output()
         .expect("Helm reference renderer runs");
-    assert!(
-        out.status.success(),
-        "tests/helm/render.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "tests/helm/render.py");
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).expect("render.py writes JSON");
     assert_eq!(results.len(), requests.len());
     results
@@ -662,37 +660,30 @@ fn template_errors_name_the_same_file_and_line_as_helm() {
     );
 }
 
+/// `tenant-worker render acme --plan standard` of the sample chart with the shipped plans.
+fn render_standard() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenant-worker"));
+    cmd.args(["render", "acme", "--plan", "standard", "--chart"])
+        .arg(sample_chart())
+        .arg("--plans")
+        .arg(repo().join("k8s/plans.yaml"));
+    cmd
+}
+
 #[test]
 fn render_command_prints_what_helm_renders() {
-    let exe = env!("CARGO_BIN_EXE_tenant-worker");
     let values = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         values.path(),
         "config:\n  GREETING: hello\n  ENABLED: \"yes\"\n",
     )
     .unwrap();
-    let out = Command::new(exe)
-        .args([
-            "render",
-            "acme",
-            "--plan",
-            "standard",
-            "--app-version",
-            "2.1.0",
-            "--values",
-        ])
+    let out = render_standard()
+        .args(["--app-version", "2.1.0", "--values"])
         .arg(values.path())
-        .args(["--chart"])
-        .arg(sample_chart())
-        .args(["--plans"])
-        .arg(repo().join("k8s/plans.yaml"))
         .output()
         .expect("tenant-worker runs");
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "render");
     let printed = String::from_utf8(out.stdout).unwrap();
 
     let catalog = PlanCatalog::load(Some(&repo().join("k8s/plans.yaml"))).unwrap();
@@ -728,11 +719,7 @@ fn render_command_prints_what_helm_renders() {
     assert!(!printed.contains("NOTES.txt"));
 
     // Bad input: exit code 1, a precise message, nothing on stdout.
-    let bad = Command::new(exe)
-        .args(["render", "acme", "--plan", "standard", "--chart"])
-        .arg(sample_chart())
-        .args(["--plans"])
-        .arg(repo().join("k8s/plans.yaml"))
+    let bad = render_standard()
         .env("TENANT_WORKER_RENDER_VALUES", values.path())
         .env("TENANT_WORKER_RENDER_APP_VERSION", "x")
         .output()
@@ -743,13 +730,9 @@ fn render_command_prints_what_helm_renders() {
         String::from_utf8_lossy(&bad.stderr)
     );
     std::fs::write(values.path(), "image:\n  repository: evil.example.com/x\n").unwrap();
-    let refused = Command::new(exe)
-        .args(["render", "acme", "--plan", "standard", "--values"])
+    let refused = render_standard()
+        .arg("--values")
         .arg(values.path())
-        .args(["--chart"])
-        .arg(sample_chart())
-        .args(["--plans"])
-        .arg(repo().join("k8s/plans.yaml"))
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));

@@ -120,14 +120,7 @@ async fn one_event_yields_one_connected_trace() {
     // A span per step, each under the event's span...
     let steps: Vec<&SpanData> = spans.iter().filter(|s| s.name == "step").collect();
     let step_names: HashSet<String> = steps.iter().filter_map(|s| attribute(s, "step")).collect();
-    for step in [
-        "namespace",
-        "resource_quota",
-        "limit_range",
-        "network_policy",
-        "rbac",
-        "release",
-    ] {
+    for step in STEP_NAMES {
         assert!(
             step_names.contains(step),
             "no span for step {step}: {names:?}"

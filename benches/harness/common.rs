@@ -252,6 +252,19 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// A passing report on this machine with no rows or notes yet.
+    pub(crate) fn new(title: &str, command: String, headers: &[&str]) -> BenchResult<Self> {
+        Ok(Self {
+            title: title.to_owned(),
+            command,
+            machine: Machine::detect()?.markdown(),
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            passed: true,
+        })
+    }
+
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "### {}\n", self.title);
@@ -440,6 +453,11 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The CPU time (user and system) `workers` have used so far, together.
+pub(crate) fn workers_cpu(workers: &[Worker]) -> Duration {
+    workers.iter().map(Worker::cpu).sum()
 }
 
 impl Drop for Worker {

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::common::{
-    BenchEnv, BenchResult, Completions, Report, Samples, deleted, ms, requested, run_cli,
-    tenant_id, thousands,
+    BenchEnv, BenchResult, Completions, Report, Samples, ms, run_cli, tenant_id, thousands,
 };
-use crate::lifecycle::timed_batch;
+use crate::lifecycle::{deprovision_all, provision_all};
 
 #[derive(Args, Clone)]
 pub(crate) struct GrowthBench {
@@ -74,23 +73,15 @@ pub(crate) fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
             ]
         })
         .collect();
+    let headers = [
+        "tenants",
+        "requested → provisioned",
+        "deleted → deprovisioned",
+        "peak RSS (worker)",
+        "start-up to ready",
+        "`status` (median of 3)",
+    ];
     Ok(Report {
-        title: "Cost growth with the number of tenants (one replica)".to_owned(),
-        command: format!(
-            "cargo bench --bench harness -- growth --tenants {}",
-            crate::common::comma_list(&args.tenants)
-        ),
-        machine: crate::common::Machine::detect()?.markdown(),
-        headers: [
-            "tenants",
-            "requested → provisioned",
-            "deleted → deprovisioned",
-            "peak RSS (worker)",
-            "start-up to ready",
-            "`status` (median of 3)",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
         rows,
         notes: vec![
             format!(
@@ -115,6 +106,14 @@ pub(crate) fn growth_bench(args: &GrowthBench) -> BenchResult<Report> {
             ),
         ],
         passed: rss_ok && rate_ok,
+        ..Report::new(
+            "Cost growth with the number of tenants (one replica)",
+            format!(
+                "cargo bench --bench harness -- growth --tenants {}",
+                crate::common::comma_list(&args.tenants)
+            ),
+            &headers,
+        )?
     })
 }
 
@@ -126,16 +125,9 @@ fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
         .remove(0);
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("grow", i)).collect();
     let completions = env.rt.block_on(Completions::subscribe(&env.nats.url()))?;
-    let provision_rate = env.rt.block_on(timed_batch(
-        &env,
-        &completions,
-        tenants
-            .iter()
-            .enumerate()
-            .map(|(i, t)| requested(t, i))
-            .collect(),
-        "tenant.provisioned",
-    ))?;
+    let provision_rate = env
+        .rt
+        .block_on(provision_all(&env, &completions, &tenants))?;
     worker.check_alive()?;
     let peak_rss_kib = worker.peak_rss_kib().unwrap_or(0);
     worker.stop()?;
@@ -161,12 +153,9 @@ fn measure(n: usize, concurrency: usize) -> BenchResult<Size> {
         walls.push(run.wall);
     }
 
-    let deprovision_rate = env.rt.block_on(timed_batch(
-        &env,
-        &completions,
-        tenants.iter().map(deleted).collect(),
-        "tenant.deprovisioned",
-    ))?;
+    let deprovision_rate = env
+        .rt
+        .block_on(deprovision_all(&env, &completions, &tenants))?;
     worker.check_alive()?;
     worker.stop()?;
     Ok(Size {

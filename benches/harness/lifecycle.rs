@@ -21,13 +21,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value};
-use tenant_worker::contract::{CONSUMER_NAME, LIFECYCLE_STREAM, TENANT_LABEL};
+use tenant_worker::contract::{CONSUMER_NAME, LIFECYCLE_STREAM, TENANT_LABEL, TenantId};
 use tenant_worker_test_support::kinds::older_versions;
 use tokio::sync::Semaphore;
 
 use crate::common::{
     BenchEnv, BenchResult, Completions, Inbound, PUBLISH_WINDOW, Report, check_types, cpu_of,
     deleted, publish_all, publish_one, quantile, rate, requested, tenant_id, thousands,
+    workers_cpu,
 };
 
 #[derive(Args, Clone)]
@@ -66,6 +67,15 @@ pub(crate) struct LifecycleBench {
     /// names of their own. No latency runs.
     #[arg(long)]
     pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+/// The command that runs the benchmark with `args`' tenants and replicas.
+pub(crate) fn command_line(args: &LifecycleBench) -> String {
+    format!(
+        "cargo bench --bench harness -- lifecycle --tenants {} --replicas {}",
+        args.tenants,
+        crate::common::comma_list(&args.replicas)
+    )
 }
 
 /// How long a run may take before it is declared stuck.
@@ -210,27 +220,24 @@ pub(crate) fn lifecycle_bench(args: &LifecycleBench) -> BenchResult<Report> {
         table.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     notes.push(format!("Publish → completion latency:\n{table}"));
+    let headers = [
+        "",
+        "requested → provisioned",
+        "deleted → deprovisioned",
+        "ratio to kube limit",
+        "API requests per provisioned tenant",
+        "CPU per provisioned tenant (worker + API)",
+        "peak RSS per replica",
+    ];
     Ok(Report {
-        title: "Worker lifecycle throughput and latency".to_owned(),
-        command: format!(
-            "cargo bench --bench harness -- lifecycle --tenants {n} --replicas {}",
-            crate::common::comma_list(&args.replicas)
-        ),
-        machine: crate::common::Machine::detect()?.markdown(),
-        headers: [
-            "",
-            "requested → provisioned",
-            "deleted → deprovisioned",
-            "ratio to kube limit",
-            "API requests per provisioned tenant",
-            "CPU per provisioned tenant (worker + API)",
-            "peak RSS per replica",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
         rows,
         notes,
         passed,
+        ..Report::new(
+            "Worker lifecycle throughput and latency",
+            command_line(args),
+            &headers,
+        )?
     })
 }
 
@@ -308,25 +315,12 @@ fn worker_run(
     let tenants: Vec<_> = (0..n).map(|i| tenant_id("life", i)).collect();
     let faults = cluster.api.faults().clone();
     faults.reset_request_counts();
-    let cpu = |workers: &[crate::common::Worker]| -> Duration {
-        workers.iter().map(crate::common::Worker::cpu).sum()
-    };
-    let (worker_cpu0, api_cpu0) = (cpu(&workers), cpu_of("self"));
+    let (worker_cpu0, api_cpu0) = (workers_cpu(&workers), cpu_of("self"));
     let (provision_rate, (requests, worker_cpu, api_cpu), deprovision_rate, objects) =
         env.rt.block_on(async {
             let completions = Completions::subscribe(&env.nats.url()).await?;
-            let provision = timed_batch(
-                &env,
-                &completions,
-                tenants
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| requested(t, i))
-                    .collect(),
-                "tenant.provisioned",
-            )
-            .await?;
-            let worker_cpu = cpu(&workers) - worker_cpu0;
+            let provision = provision_all(&env, &completions, &tenants).await?;
+            let worker_cpu = workers_cpu(&workers) - worker_cpu0;
             let api_cpu = cpu_of("self") - api_cpu0;
             let counts = faults.request_counts();
             eprintln!("harness: API requests while provisioning: {counts:?}");
@@ -336,13 +330,7 @@ fn worker_run(
             } else {
                 None
             };
-            let deprovision = timed_batch(
-                &env,
-                &completions,
-                tenants.iter().map(deleted).collect(),
-                "tenant.deprovisioned",
-            )
-            .await?;
+            let deprovision = deprovision_all(&env, &completions, &tenants).await?;
             BenchResult::Ok((
                 provision,
                 (requests, worker_cpu, api_cpu),
@@ -392,6 +380,30 @@ pub(crate) async fn timed_batch(
     check_types(&done, expected)?;
     let last = done.iter().map(|(at, _)| *at).max().expect("at least one");
     Ok(rate(ids.len(), last - sent[0]))
+}
+
+/// Requests `tenants` (plans in turn) and waits until each is provisioned; tenants/s.
+pub(crate) async fn provision_all(
+    env: &BenchEnv,
+    completions: &Completions,
+    tenants: &[TenantId],
+) -> BenchResult<f64> {
+    let events = tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| requested(t, i))
+        .collect();
+    timed_batch(env, completions, events, "tenant.provisioned").await
+}
+
+/// Deletes `tenants` and waits until each is deprovisioned; tenants/s.
+pub(crate) async fn deprovision_all(
+    env: &BenchEnv,
+    completions: &Completions,
+    tenants: &[TenantId],
+) -> BenchResult<f64> {
+    let events = tenants.iter().map(deleted).collect();
+    timed_batch(env, completions, events, "tenant.deprovisioned").await
 }
 
 /// Each tenant's objects, by tenant id.
@@ -554,21 +566,15 @@ pub(crate) async fn apply_objects(
     concurrency: usize,
 ) -> BenchResult<f64> {
     let apply = &PatchParams::apply("bench").force();
-    let started = Instant::now();
-    let mut tenants = futures::stream::iter(objects.values())
-        .map(|list| async move {
-            for o in list {
-                api_of(kube, o)
-                    .patch(&o.name, apply, &Patch::Apply(&o.body))
-                    .await?;
-            }
-            Ok::<_, kube::Error>(())
-        })
-        .buffer_unordered(concurrency);
-    while let Some(r) = tenants.next().await {
-        r?;
-    }
-    Ok(rate(objects.len(), started.elapsed()))
+    for_each_tenant(objects, concurrency, |list| async move {
+        for o in list {
+            api_of(kube, o)
+                .patch(&o.name, apply, &Patch::Apply(&o.body))
+                .await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Per tenant, deletes its objects in reverse order (the namespace last),
@@ -578,16 +584,30 @@ pub(crate) async fn delete_objects(
     objects: &BTreeMap<String, Vec<Applied>>,
     concurrency: usize,
 ) -> BenchResult<f64> {
+    for_each_tenant(objects, concurrency, |list| async move {
+        for o in list.iter().rev() {
+            api_of(kube, o)
+                .delete(&o.name, &DeleteParams::default())
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `each` on every tenant's objects, `concurrency` tenants at a time; tenants/s.
+async fn for_each_tenant<'a, F, Fut>(
+    objects: &'a TenantObjects,
+    concurrency: usize,
+    each: F,
+) -> BenchResult<f64>
+where
+    F: Fn(&'a [Applied]) -> Fut,
+    Fut: Future<Output = Result<(), kube::Error>>,
+{
     let started = Instant::now();
     let mut tenants = futures::stream::iter(objects.values())
-        .map(|list| async move {
-            for o in list.iter().rev() {
-                api_of(kube, o)
-                    .delete(&o.name, &DeleteParams::default())
-                    .await?;
-            }
-            Ok::<_, kube::Error>(())
-        })
+        .map(|list| each(list))
         .buffer_unordered(concurrency);
     while let Some(r) = tenants.next().await {
         r?;

@@ -15,11 +15,11 @@ use std::time::Duration;
 use tenant_worker_test_support::{ControlPlane, manifests, metrics};
 
 use crate::common::{
-    BenchEnv, BenchResult, Completions, Report, cpu_of, deleted, ms_f, requested, tenant_id,
+    BenchEnv, BenchResult, Completions, Report, cpu_of, ms_f, tenant_id, workers_cpu,
 };
 use crate::lifecycle::{
-    Applied, LifecycleBench, TenantObjects, apply_objects, capture_objects, delete_objects,
-    timed_batch,
+    Applied, LifecycleBench, TenantObjects, apply_objects, capture_objects, command_line,
+    delete_objects, deprovision_all, provision_all,
 };
 
 /// One measured run on a real API server.
@@ -130,32 +130,28 @@ pub(crate) fn lifecycle_real(args: &LifecycleBench) -> BenchResult<Report> {
          the provisioning run."
             .to_owned(),
     ];
-    let mut command = format!(
-        "cargo bench --bench harness -- lifecycle --tenants {n} --replicas {}",
-        crate::common::comma_list(&args.replicas)
-    );
+    let mut command = command_line(args);
     command.push_str(match &args.kubeconfig {
         Some(_) => " --kubeconfig <admin kubeconfig>",
         None => " --real-cluster",
     });
+    let headers = [
+        "",
+        "requested → provisioned",
+        "deleted → deprovisioned",
+        "ratio to bare client",
+        "API requests per provisioned tenant",
+        "worker CPU per tenant",
+        "API server CPU per tenant",
+    ];
     Ok(Report {
-        title: "Worker lifecycle throughput on a real API server".to_owned(),
-        command,
-        machine: crate::common::Machine::detect()?.markdown(),
-        headers: [
-            "",
-            "requested → provisioned",
-            "deleted → deprovisioned",
-            "ratio to bare client",
-            "API requests per provisioned tenant",
-            "worker CPU per tenant",
-            "API server CPU per tenant",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
         rows,
         notes,
-        passed: true,
+        ..Report::new(
+            "Worker lifecycle throughput on a real API server",
+            command,
+            &headers,
+        )?
     })
 }
 
@@ -182,37 +178,18 @@ fn worker_run(
     let workers = env.start_workers(&kubeconfig, "real", replicas, args.concurrency)?;
     let run = format!("real{replicas}{}", run_tag());
     let tenants: Vec<_> = (0..n).map(|i| tenant_id(&run, i)).collect();
-    let cpu = |workers: &[crate::common::Worker]| -> Duration {
-        workers.iter().map(crate::common::Worker::cpu).sum()
-    };
-    let worker_cpu0 = cpu(&workers);
+    let worker_cpu0 = workers_cpu(&workers);
     let (provision, (requests, api_cpu), deprovision, objects) = env.rt.block_on(async {
         let completions = Completions::subscribe(&env.nats.url()).await?;
         let before = counters(cluster, &admin).await?;
-        let provision = timed_batch(
-            &env,
-            &completions,
-            tenants
-                .iter()
-                .enumerate()
-                .map(|(i, t)| requested(t, i))
-                .collect(),
-            "tenant.provisioned",
-        )
-        .await?;
+        let provision = provision_all(&env, &completions, &tenants).await?;
         let after = counters(cluster, &admin).await?;
         let objects = if capture {
             Some(capture_objects(&admin).await?)
         } else {
             None
         };
-        let deprovision = timed_batch(
-            &env,
-            &completions,
-            tenants.iter().map(deleted).collect(),
-            "tenant.deprovisioned",
-        )
-        .await?;
+        let deprovision = deprovision_all(&env, &completions, &tenants).await?;
         BenchResult::Ok((
             provision,
             (after.0 - before.0, after.1 - before.1),
@@ -220,7 +197,7 @@ fn worker_run(
             objects,
         ))
     })?;
-    let worker_cpu = cpu(&workers) - worker_cpu0;
+    let worker_cpu = workers_cpu(&workers) - worker_cpu0;
     for w in workers {
         w.stop()?;
     }

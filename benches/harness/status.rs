@@ -7,9 +7,9 @@ use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tenant_worker::bus::Bus;
+use tenant_worker::bus::state::Versioned;
 use tenant_worker::contract::{EventType, IntentKind, TenantId};
 use tenant_worker::record::{Lease, SagaLog, StepState, TenantRecord, TenantStatus};
-use tenant_worker::saga::store::Versioned;
 use tenant_worker::steps::Step;
 use uuid::Uuid;
 

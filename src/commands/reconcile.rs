@@ -29,7 +29,7 @@ pub async fn tool_engine(
     let client = nats.connect(&format!("tenant-worker-{role}")).await?;
     let bus = Bus::open(&jetstream::new(client)).await?;
     let kube = crate::cluster::connect(kubeconfig).await?;
-    Ok(Engine::for_worker(&settings, kube, bus))
+    Ok(settings.engine(kube, bus))
 }
 
 /// Runs `reconcile`.

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::output;
 use crate::bus::Route;
+use crate::bus::state::StateStore;
 use crate::cluster::release_records::deployed;
 use crate::cluster::{Cluster, NamespaceState};
 use crate::config::{RoutesRebuildArgs, RoutesWatchArgs};
@@ -19,7 +20,6 @@ use crate::contract::{ROUTES_BUCKET, STATE_BUCKET};
 use crate::error::Error;
 use crate::record::{TenantRecord, TenantStatus};
 use crate::retry::RetryPolicy;
-use crate::saga::store::StateStore;
 
 /// A gateway's view of the routes: what it applies, what it ignores.
 #[derive(Debug, Default)]

@@ -3,11 +3,11 @@
 use async_nats::jetstream;
 
 use super::output;
+use crate::bus::state::StateStore;
 use crate::config::StatusArgs;
 use crate::contract::{STATE_BUCKET, TenantId};
 use crate::error::Error;
 use crate::record::{Lease, SagaLog, SagaPhase, StepState, TenantRecord};
-use crate::saga::store::StateStore;
 
 /// Runs `tenant-worker status`.
 ///

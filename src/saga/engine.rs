@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 use tracing::{debug, info, warn};
 
 use super::execution::{StepsResult, Target};
-use super::store::Versioned;
+use crate::bus::state::Versioned;
 use crate::bus::{Bus, Route, service_host};
 use crate::cluster::{Cluster, ClusterError, NamespaceState};
 use crate::contract::{
@@ -48,7 +48,7 @@ use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::metrics::{GaugeGuard, IntentLabels, OutcomeLabels, metrics};
 use crate::plans::{Plan, PlanCatalog};
-use crate::record::{TenantRecord, TenantStatus};
+use crate::record::{SagaStage, TenantRecord, TenantStatus};
 use crate::retry::RetryPolicy;
 use helm::Chart;
 use tenant_core::rules::{self, Admission, Shape};
@@ -159,26 +159,6 @@ impl Engine {
         }
     }
 
-    /// The engine a worker with `settings` runs (also what the tools build, so
-    /// that they expect exactly what the workers apply).
-    pub fn for_worker(
-        settings: &crate::settings::WorkerSettings,
-        kube: kube::Client,
-        bus: Bus,
-    ) -> Self {
-        Self::new(
-            Cluster::new(
-                kube,
-                settings.namespace_prefix.clone(),
-                settings.engine.retry,
-            ),
-            Arc::new(settings.plans.clone()),
-            settings.chart.clone(),
-            bus,
-            settings.engine.clone(),
-        )
-    }
-
     /// Asks running sagas to stop at their next step boundary.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -284,7 +264,11 @@ impl Engine {
         event: &InboundEvent,
         sequence: u64,
     ) -> Result<Handled, Error> {
-        let decided = v.record.saga.as_ref().and_then(|s| s.completion.clone());
+        let saga = v.record.saga.as_ref().expect("acquire opened the saga");
+        let decided = match saga.stage() {
+            SagaStage::Decided(completion) => Some(completion.clone()),
+            SagaStage::Forward | SagaStage::Compensating(_) => None,
+        };
         let completion = match decided {
             Some(completion) => {
                 info!(outcome = %completion.event_type, "completion already decided; publishing it");

@@ -9,13 +9,13 @@ use serde_json::Value;
 
 use super::engine::Engine;
 use super::prepare::ReleaseRequest;
-use super::store::Versioned;
+use crate::bus::state::Versioned;
 use crate::cluster::release_records::deployed;
 use crate::contract::{CompensationFailure, Failed, InboundEvent, IntentKind, Rejected, TenantId};
 use crate::error::Error;
 use crate::failpoint::crash_point;
 use crate::plans::Plan;
-use crate::record::{SagaPhase, StepFailure, StepState, TenantRecord, TenantStatus};
+use crate::record::{SagaStage, StepFailure, StepState, TenantRecord, TenantStatus};
 use crate::steps::release::ReleaseSpec;
 use crate::steps::{self, Step, StepContext};
 use tenant_core::rules;
@@ -83,9 +83,10 @@ impl Engine {
         let known_revision = saga.release_revision;
         // A saga that is undoing needs no rendering: undoing works from the
         // release records in the cluster.
-        let course = match saga.failure.clone() {
-            Some(failure) => Course::Undoing(failure),
-            None => {
+        let course = match saga.stage() {
+            SagaStage::Compensating(failure) => Course::Undoing(failure.clone()),
+            // A decided saga does not come here: it only publishes.
+            SagaStage::Forward | SagaStage::Decided(_) => {
                 let history = if target.namespace_absent {
                     Vec::new()
                 } else {
@@ -194,8 +195,7 @@ impl Engine {
                         error: e.to_string(),
                     };
                     let saga = v.record.saga.as_mut().expect("saga open");
-                    saga.phase = SagaPhase::Compensating;
-                    saga.failure = Some(failure.clone());
+                    saga.fail(failure.clone());
                     self.save(v).await?;
                     return Ok(Some(failure));
                 }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::engine::{DELETE_NAMESPACE_STEP, Delivery, Engine, log_outcome};
 use crate::contract::{Failed, InboundEvent, IntentKind, Outcome, completion_event};
 use crate::error::Error;
-use crate::record::{Attempt, SagaPhase, StepFailure, TenantStatus};
+use crate::record::{Attempt, SagaStage, StepFailure, TenantStatus};
 use crate::steps::StepContext;
 use tenant_core::rules::{self, GiveUp};
 
@@ -83,9 +83,9 @@ impl Engine {
         }
         self.acquire(&mut v, event, delivery.sequence).await?;
         let saga = v.record.saga.clone().expect("own saga");
-        let completion = match saga.completion {
-            Some(completion) => completion,
-            None => {
+        let completion = match saga.stage() {
+            SagaStage::Decided(completion) => completion.clone(),
+            SagaStage::Forward | SagaStage::Compensating(_) => {
                 let failed = self.unwind(&mut v, event, reason).await?;
                 let outcome = Outcome::Failed(failed);
                 log_outcome(&outcome, &v.record);
@@ -137,7 +137,7 @@ impl Engine {
     /// Undoes what the event's saga did, as far as the cluster lets it now.
     async fn unwind(
         &self,
-        v: &mut super::store::Versioned,
+        v: &mut crate::bus::state::Versioned,
         event: &InboundEvent,
         reason: String,
     ) -> Result<Failed, Error> {
@@ -163,8 +163,7 @@ impl Engine {
                     step: rules::next_step(saga),
                     error: reason,
                 };
-                saga.phase = SagaPhase::Compensating;
-                saga.failure = Some(failure.clone());
+                saga.fail(failure.clone());
                 failure
             }
         };

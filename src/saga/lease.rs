@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
 use super::engine::{Delivery, Engine};
-use super::store::Versioned;
+use crate::bus::state::Versioned;
 use crate::contract::InboundEvent;
 use crate::error::Error;
 use crate::record::{Attempt, Lease, SagaLog};

@@ -8,8 +8,9 @@
 //! - `execution`: the steps forward, and compensation.
 //! - `reconcile`: drift detection and repair between sagas.
 //! - `give_up`: the end of an event after its last allowed delivery.
-//! - `store`: the tenant record's compare-and-set storage (the record itself
-//!   is [`crate::record`]).
+//!
+//! The decisions are [`tenant_core::rules`]. The record is [`crate::record`]; it is stored with compare-and-set by
+//! [`crate::bus::state`].
 
 pub mod engine;
 mod execution;
@@ -18,7 +19,6 @@ mod lease;
 mod ordering;
 mod prepare;
 pub mod reconcile;
-pub mod store;
 
 pub use engine::{Delivery, Engine, EngineSettings, Handled};
 pub use give_up::ACQUIRE_STEP;

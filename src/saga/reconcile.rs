@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use super::engine::Engine;
 use super::prepare::ReleaseRequest;
-use super::store::Versioned;
+use crate::bus::state::Versioned;
 use crate::cluster::NamespaceState;
 use crate::cluster::drift::ObjectState;
 use crate::cluster::dynamic::ObjectRef;

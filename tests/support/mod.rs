@@ -28,6 +28,16 @@ use tokio::task::JoinHandle;
 /// How long a test waits for something the worker should do.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The saga's steps by their wire names, in the order they run.
+pub(crate) const STEP_NAMES: [&str; 6] = [
+    "namespace",
+    "resource_quota",
+    "limit_range",
+    "network_policy",
+    "rbac",
+    "release",
+];
+
 /// A test's own NATS server with JetStream, and what a test asks of it:
 /// publish events, wait for completions, read streams and buckets.
 pub(crate) struct EventStreams {
@@ -458,6 +468,34 @@ pub(crate) fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Asserts that a process exited with success, showing its stderr when not.
+#[track_caller]
+pub(crate) fn assert_succeeded(o: &std::process::Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Asserts a `tenant.failed`'s data: the network policy failed and the steps
+/// before it were undone in reverse.
+#[track_caller]
+pub(crate) fn assert_network_policy_compensated(data: &Value) {
+    assert_eq!(data["failed_step"], "network_policy", "{data}");
+    assert_eq!(data["compensated"], true, "{data}");
+    assert_eq!(
+        data["compensation"],
+        json!([
+            "network_policy",
+            "limit_range",
+            "resource_quota",
+            "namespace"
+        ]),
+        "{data}"
+    );
 }
 
 /// A `tenant.deleted` from billing.

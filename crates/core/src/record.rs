@@ -208,12 +208,41 @@ impl SagaLog {
         }
     }
 
+    /// Where the saga stands: its completion decided, or undoing a failure,
+    /// or going forward.
+    pub fn stage(&self) -> SagaStage<'_> {
+        match (&self.completion, &self.failure) {
+            (Some(completion), _) => SagaStage::Decided(completion),
+            (None, Some(failure)) => SagaStage::Compensating(failure),
+            (None, None) => SagaStage::Forward,
+        }
+    }
+
+    /// Records that `failure` ended the way forward: from now on the saga
+    /// undoes what it did.
+    pub fn fail(&mut self, failure: StepFailure) {
+        self.phase = SagaPhase::Compensating;
+        self.failure = Some(failure);
+    }
+
     /// Remembers a failed delivery, keeping the newest [`SAGA_ATTEMPTS`].
     pub fn record_attempt(&mut self, attempt: Attempt) {
         self.attempts.push(attempt);
         let excess = self.attempts.len().saturating_sub(SAGA_ATTEMPTS);
         self.attempts.drain(..excess);
     }
+}
+
+/// Where a saga stands, read from its log ([`SagaLog::stage`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SagaStage<'a> {
+    /// Going forward: the steps not done yet run next.
+    Forward,
+    /// A step failed for good: the done steps are undone, in reverse.
+    Compensating(&'a StepFailure),
+    /// The completion event is decided: a resumed delivery publishes exactly
+    /// this event and runs nothing.
+    Decided(&'a CloudEvent<Value>),
 }
 
 /// Which replica works on a tenant, for which event, until when. Taken before
@@ -420,6 +449,27 @@ mod tests {
         r.finish(open, EventType::Requested, 5, EventType::Provisioned);
         assert!(r.saga.is_none() && r.lease.is_none());
         assert_eq!(r.last_sequence, 7);
+    }
+
+    #[test]
+    fn the_stage_follows_the_failure_and_the_decided_completion() {
+        let mut log = SagaLog::new(Uuid::new_v4(), 1, IntentKind::Requested);
+        assert_eq!(log.stage(), SagaStage::Forward);
+        let failure = StepFailure {
+            step: Step::Release,
+            error: "not ready".into(),
+        };
+        log.fail(failure.clone());
+        assert_eq!(log.phase, SagaPhase::Compensating);
+        assert_eq!(log.stage(), SagaStage::Compensating(&failure));
+        let completion = CloudEvent::new(
+            "test",
+            EventType::Failed,
+            TenantId::parse("acme").unwrap(),
+            serde_json::json!({}),
+        );
+        log.completion = Some(completion.clone());
+        assert_eq!(log.stage(), SagaStage::Decided(&completion));
     }
 
     #[test]

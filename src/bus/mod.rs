@@ -1,6 +1,9 @@
 //! JetStream topology and publishing: the streams, the durable consumer and the
 //! KV buckets of CONTRACT.md, created or updated idempotently at start, and the
-//! publishers of completion events, routes and dead letters.
+//! publishers of completion events, routes and dead letters; [`state`]: the
+//! tenant records in KV.
+
+pub mod state;
 
 use std::time::Duration;
 
@@ -24,7 +27,7 @@ use crate::contract::{
 };
 use crate::error::Error;
 use crate::record::{Attempt, TenantRecord};
-use crate::saga::store::StateStore;
+use state::StateStore;
 
 /// What a dead letter says about the deliveries before it.
 #[derive(Debug, Clone, Default)]
