@@ -112,8 +112,7 @@ pub fn output(args: &RenderArgs, caps: &Capabilities) -> Result<String, Error> {
         (catalog.app_version_value(), &app_version),
         &overrides,
     )
-    .map_err(|e| Error::Setup(format!("--values: {e}")))?
-    .values;
+    .map_err(|e| Error::Setup(format!("--values: {e}")))?;
     let release = ReleaseInfo {
         name: tenant.to_string(),
         namespace: format!("{}{tenant}", args.namespace_prefix),
@@ -123,8 +122,9 @@ pub fn output(args: &RenderArgs, caps: &Capabilities) -> Result<String, Error> {
     };
     check_kube_version(&chart.metadata, &caps.kube_version)
         .map_err(|e| Error::Setup(format!("--chart {}: {e}", args.chart.display())))?;
-    let rendered =
-        render(&chart, &values, &release, caps).map_err(|e| Error::Setup(e.to_string()))?;
+    // The chart with the subcharts the values enable, as `helm template`.
+    let rendered = render(&values.chart, &values.values, &release, caps)
+        .map_err(|e| Error::Setup(e.to_string()))?;
     let docs = documents(&rendered).map_err(|e| Error::Setup(e.to_string()))?;
     // As `helm template` prints them: the manifests in install order, then
     // the hooks. A document of comments only is a manifest of no kind to

@@ -89,14 +89,16 @@ impl Engine {
             is_install: !req.is_upgrade,
             is_upgrade: req.is_upgrade,
         };
-        let rendered = match render(chart, &values.values, &info, &caps) {
+        // The chart with the subcharts these values enable: every enabled
+        // chart's objects go through the same checks below.
+        let rendered = match render(&values.chart, &values.values, &info, &caps) {
             Ok(rendered) => rendered,
             Err(e) => return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string()))),
         };
+        // As `helm install`: the top chart's notes only, not a subchart's.
         let notes = rendered
-            .iter()
-            .find(|(name, _)| name.ends_with("/NOTES.txt"))
-            .map(|(_, text)| text.trim().to_owned())
+            .get(&format!("{}/templates/NOTES.txt", chart.metadata.name))
+            .map(|text| text.trim().to_owned())
             .unwrap_or_default();
         let mut docs = match manifests(&rendered) {
             Ok(docs) => docs,
@@ -133,7 +135,7 @@ impl Engine {
             objects,
             hooks,
             notes,
-            chart: chart.record(),
+            chart: values.chart.record(),
             config: values.config,
             is_upgrade: req.is_upgrade,
             readiness_timeout: req.plan.readiness_timeout(),

@@ -1,6 +1,15 @@
-//! A chart directory in Helm's layout, read as Helm's loader reads it:
-//! `Chart.yaml`, `values.yaml`, `values.schema.json`, `templates/`, every
-//! other file for `.Files`, and `.helmignore`.
+//! A chart in Helm's layout, read as Helm's loader reads it: `Chart.yaml`,
+//! `values.yaml`, `values.schema.json`, `templates/`, every other file for
+//! `.Files`, `.helmignore`, and the subcharts under `charts/` (unpacked
+//! directories and packaged `.tgz` archives, recursively).
+//!
+//! As Helm: the top chart's `.helmignore` applies to every file under its
+//! directory, subcharts' directories included (a subchart's own
+//! `.helmignore` is one of its files; a packaged subchart was filtered when
+//! it was packaged); entries of `charts/` whose name starts with `_` or `.`
+//! are skipped, and `*.prov` files there are files of the parent;
+//! `Chart.lock` and `requirements.lock` are not read; `requirements.yaml`
+//! (Helm 2's) declares dependencies as `Chart.yaml` does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,20 +43,14 @@ pub enum ChartError {
         /// The parser's message.
         message: String,
     },
-    /// A file parses but breaks Helm's rules (a missing field, a bad type).
+    /// A file parses but breaks Helm's rules (a missing field, a bad type, a
+    /// dependency missing from `charts/`, a library chart installed).
     #[error("{path}: {message}")]
     Invalid {
-        /// The file.
+        /// The file (for a file inside a packaged subchart, the archive's
+        /// path followed by the file's path in the chart).
         path: PathBuf,
         /// What is wrong.
-        message: String,
-    },
-    /// A chart feature this renderer does not support (dependencies).
-    #[error("{path}: {message}: tenant-worker renders charts without dependencies")]
-    Unsupported {
-        /// The file.
-        path: PathBuf,
-        /// What is not supported.
         message: String,
     },
 }
@@ -66,12 +69,45 @@ pub struct Maintainer {
     pub url: String,
 }
 
+/// One entry of `dependencies` in `Chart.yaml` (or `requirements.yaml`),
+/// with Helm's field names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// `name`: the subchart's chart name (after processing, its alias).
+    pub name: String,
+    /// `version`: a semantic-version range the subchart's version must meet.
+    #[serde(default)]
+    pub version: String,
+    /// `repository`: where `helm dependency build` fetches it (not used to
+    /// render).
+    #[serde(default)]
+    pub repository: String,
+    /// `condition`: comma-separated paths in the values; the first that
+    /// holds a boolean enables or disables the subchart.
+    #[serde(default)]
+    pub condition: String,
+    /// `tags`: the subchart is enabled by any of these keys of the values'
+    /// `tags` that is `true`, disabled when all that are set are `false`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `enabled`: set by dependency processing.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `import-values`: strings (`exports.<name>` of the subchart, imported
+    /// at the parent's top) or `{child, parent}` paths.
+    #[serde(default, rename = "import-values")]
+    pub import_values: Vec<serde_json::Value>,
+    /// `alias`: the name the subchart is installed under.
+    #[serde(default)]
+    pub alias: String,
+}
+
 /// `Chart.yaml`, with Helm's field names. Unknown fields are ignored, as
 /// Helm ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartMetadata {
-    /// `v2` (or `v1`, the Helm 2 format without dependencies).
+    /// `v2` (or `v1`, the Helm 2 format).
     pub api_version: String,
     /// `name`: the chart's name (`.Chart.Name`).
     pub name: String,
@@ -83,7 +119,8 @@ pub struct ChartMetadata {
     /// `description`.
     #[serde(default)]
     pub description: String,
-    /// `application` (or empty, which means the same).
+    /// `application`, `library` (templates for other charts, no manifests),
+    /// or empty (an application).
     #[serde(default, rename = "type")]
     pub chart_type: String,
     /// `kubeVersion`: a semantic-version constraint on the cluster's
@@ -111,23 +148,30 @@ pub struct ChartMetadata {
     /// `annotations`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Always empty in a loaded chart: dependencies are refused.
+    /// `condition` (Helm 2's, unused; `.Chart.Condition`).
     #[serde(default)]
-    pub dependencies: Vec<serde_json::Value>,
+    pub condition: String,
+    /// `tags` (Helm 2's, unused; `.Chart.Tags`).
+    #[serde(default)]
+    pub tags: String,
+    /// `dependencies`: `None` when the chart declares none (Helm then does
+    /// not process its subcharts' declarations either).
+    #[serde(default)]
+    pub dependencies: Option<Vec<Dependency>>,
 }
 
-/// A template file: `name` is `<chart>/templates/<path>`, Helm's
-/// `.Template.Name`.
+/// A template file: `name` is its path in the chart (`templates/...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TemplateFile {
     pub name: String,
     pub source: String,
 }
 
-/// A loaded chart.
-#[derive(Debug, Clone)]
+/// A loaded chart, and its subcharts.
+#[derive(Debug)]
 pub struct Chart {
-    /// The directory it was loaded from.
+    /// Where it was loaded from: the chart's directory; for a subchart, its
+    /// directory or archive under the parent's `charts/`.
     pub dir: PathBuf,
     /// `Chart.yaml`.
     pub metadata: ChartMetadata,
@@ -138,12 +182,26 @@ pub struct Chart {
     /// `schema`, compiled once: every release checks its values against it.
     validator: Option<Arc<jsonschema::Validator>>,
     /// `values.schema.json` as written, for the release record.
-    schema_source: Option<Vec<u8>>,
-    pub(crate) templates: Vec<TemplateFile>,
+    schema_source: Option<Arc<[u8]>>,
+    pub(crate) templates: Arc<[TemplateFile]>,
     /// Every other file (not ignored by `.helmignore`), for `.Files`.
-    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    pub(crate) files: Arc<BTreeMap<String, Vec<u8>>>,
+    /// The subcharts: as loaded from `charts/` (in name order), or, after
+    /// [`crate::process_dependencies`], those a release installs.
+    pub(crate) dependencies: Vec<Chart>,
     /// [`Chart::record`], built on first use: every release record holds it.
     record: OnceLock<serde_json::Value>,
+}
+
+impl Clone for Chart {
+    /// An identical copy (its cached record too).
+    fn clone(&self) -> Chart {
+        Chart {
+            dependencies: self.dependencies.clone(),
+            record: self.record.clone(),
+            ..self.without_dependencies()
+        }
+    }
 }
 
 impl Chart {
@@ -152,15 +210,47 @@ impl Chart {
         self.validator.as_deref()
     }
 
-    /// Loads the chart in `dir`.
+    /// The subcharts (see the field's meaning above: loaded, or processed).
+    pub fn dependencies(&self) -> &[Chart] {
+        &self.dependencies
+    }
+
+    /// Whether this is a library chart (`type: library`): its templates
+    /// define what other charts include, and it renders no manifest.
+    pub fn is_library(&self) -> bool {
+        self.metadata.chart_type.eq_ignore_ascii_case("library")
+    }
+
+    /// A copy of the chart without its subcharts (and without the cached
+    /// record, which a copy may change).
+    pub(crate) fn without_dependencies(&self) -> Chart {
+        Chart {
+            dir: self.dir.clone(),
+            metadata: self.metadata.clone(),
+            values: self.values.clone(),
+            schema: self.schema.clone(),
+            validator: self.validator.clone(),
+            schema_source: self.schema_source.clone(),
+            templates: self.templates.clone(),
+            files: self.files.clone(),
+            dependencies: Vec::new(),
+            record: OnceLock::new(),
+        }
+    }
+
+    /// Loads the chart in `dir`, and its subcharts, as `helm install` does.
     ///
     /// # Errors
     /// [`ChartError`] naming the file: unreadable files, YAML or JSON that does
     /// not parse, `Chart.yaml` without `apiVersion`, `name` or a semantic
-    /// `version`, a library chart, `values.yaml` that is not a mapping, a schema
-    /// that is not a JSON Schema, a template that is not UTF-8, and
-    /// dependencies (`charts/`, `dependencies:` or `requirements.yaml`), which
-    /// are not supported.
+    /// `version`, a bad `type`, a dependency `alias` with characters Helm
+    /// refuses or two dependencies of one name or alias, `values.yaml` that is
+    /// not a mapping, a schema that is not a JSON Schema, a template that is
+    /// not UTF-8, an entry of `charts/` that is not a chart or a broken
+    /// archive; for the chart itself (as `helm install` checks it), a library
+    /// chart, and a declared dependency with no chart of its name under
+    /// `charts/` (Helm: `found in Chart.yaml, but missing in charts/
+    /// directory`).
     pub fn load(dir: &Path) -> Result<Chart, ChartError> {
         let chart_yaml = dir.join("Chart.yaml");
         if !chart_yaml.is_file() {
@@ -193,68 +283,164 @@ impl Chart {
 
         let mut found = Vec::new();
         walk(dir, "", &rules, &mut found)?;
+        let chart = Chart::from_files(dir, found)?;
+        chart.check_installable()?;
+        Ok(chart)
+    }
 
-        let mut metadata = None;
+    /// What `helm install` checks of the chart it is given: not a library
+    /// chart, and every declared dependency present under `charts/` (by
+    /// name; its version range is matched when it is processed).
+    fn check_installable(&self) -> Result<(), ChartError> {
+        let invalid = |message: String| ChartError::Invalid {
+            path: self.dir.join("Chart.yaml"),
+            message,
+        };
+        if self.is_library() {
+            return Err(invalid("library charts are not installable".into()));
+        }
+        let missing: Vec<&str> = self
+            .metadata
+            .dependencies
+            .iter()
+            .flatten()
+            .filter(|d| !self.dependencies.iter().any(|c| c.metadata.name == d.name))
+            .map(|d| d.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "found in Chart.yaml, but missing in charts/ directory: {} (`helm dependency build` fetches them)",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Helm's `LoadFiles`: the chart made of `files` (paths relative to the
+    /// chart), which came from `origin` (a directory or an archive).
+    fn from_files(origin: &Path, files: Vec<(String, Vec<u8>)>) -> Result<Chart, ChartError> {
+        let chart_yaml = origin.join("Chart.yaml");
+        let mut metadata_json = None;
+        let mut requirements = None;
         let mut values = serde_json::Value::Object(Default::default());
         let mut schema = None;
         let mut validator = None;
         let mut schema_source = None;
         let mut raw_templates = Vec::new();
-        let mut files = BTreeMap::new();
-        for (rel, data) in found {
-            let path = dir.join(&rel);
+        let mut other = BTreeMap::new();
+        let mut subcharts: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+        for (rel, data) in files {
+            let path = origin.join(&rel);
             match rel.as_str() {
-                "Chart.yaml" => metadata = Some(parse_metadata(&path, &data)?),
+                "Chart.yaml" => {
+                    metadata_json = Some(
+                        yaml_document(&path, &data)?
+                            .unwrap_or(serde_json::Value::Object(Default::default())),
+                    );
+                }
                 "values.yaml" => values = parse_values(&path, &data)?,
                 "values.schema.json" => {
                     let (parsed, compiled) = parse_schema(&path, &data)?;
                     schema = Some(parsed);
                     validator = Some(Arc::new(compiled));
-                    schema_source = Some(data);
+                    schema_source = Some(Arc::from(data));
                 }
-                "requirements.yaml" => {
-                    return Err(ChartError::Unsupported {
-                        path,
-                        message: "requirements.yaml declares dependencies".into(),
-                    });
-                }
+                "requirements.yaml" => requirements = Some((path, data)),
                 "Chart.lock" | "requirements.lock" => {}
                 r if r.starts_with("templates/") => raw_templates.push((rel.clone(), path, data)),
                 r if r.starts_with("charts/") => {
-                    return Err(ChartError::Unsupported {
-                        path,
-                        message: "subcharts under charts/ are not supported".into(),
-                    });
+                    if r.ends_with(".prov") {
+                        other.insert(rel, data);
+                        continue;
+                    }
+                    let inner = &r["charts/".len()..];
+                    let entry = inner.split('/').next().unwrap_or(inner).to_owned();
+                    subcharts
+                        .entry(entry)
+                        .or_default()
+                        .push((inner.to_owned(), data));
                 }
                 _ => {
-                    files.insert(rel, data);
+                    other.insert(rel, data);
                 }
             }
         }
-        let metadata = metadata.ok_or_else(|| ChartError::Invalid {
-            path: chart_yaml.clone(),
-            message: "Chart.yaml is missing".into(),
+        let mut metadata_json = metadata_json.ok_or_else(|| ChartError::Invalid {
+            path: origin.to_path_buf(),
+            message: "Chart.yaml file is missing (every directory or archive under charts/ must be a chart)"
+                .into(),
         })?;
+        if let Some((path, data)) = requirements {
+            // Helm reads requirements.yaml into the chart's metadata: its
+            // keys replace Chart.yaml's.
+            if let Some(serde_json::Value::Object(req)) = yaml_document(&path, &data)?
+                && let serde_json::Value::Object(md) = &mut metadata_json
+            {
+                md.extend(req);
+            }
+            let is_v1 = metadata_json.get("apiVersion").and_then(|v| v.as_str()) == Some("v1");
+            if is_v1 {
+                other.insert("requirements.yaml".into(), data);
+            }
+        }
+        let metadata = parse_metadata(&chart_yaml, metadata_json)?;
         let mut templates = Vec::new();
         for (rel, path, data) in raw_templates {
             let source = String::from_utf8(data).map_err(|_| ChartError::Invalid {
                 path,
                 message: "template is not UTF-8 text".into(),
             })?;
-            templates.push(TemplateFile {
-                name: format!("{}/{rel}", metadata.name),
-                source,
-            });
+            templates.push(TemplateFile { name: rel, source });
+        }
+        templates.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut dependencies = Vec::new();
+        for (entry, files) in subcharts {
+            if entry.starts_with(['_', '.']) {
+                continue;
+            }
+            let at = origin.join("charts").join(&entry);
+            let sub = if entry.ends_with(".tgz") {
+                let [(name, data)] = files.as_slice() else {
+                    return Err(ChartError::Invalid {
+                        path: at,
+                        message: "a directory named .tgz under charts/ (expected a packaged chart)"
+                            .into(),
+                    });
+                };
+                if *name != entry {
+                    return Err(ChartError::Invalid {
+                        path: at,
+                        message: "a directory named .tgz under charts/ (expected a packaged chart)"
+                            .into(),
+                    });
+                }
+                let files = crate::archive::files(data).map_err(|message| ChartError::Invalid {
+                    path: at.clone(),
+                    message: format!("cannot unpack the packaged subchart: {message}"),
+                })?;
+                Chart::from_files(&at, files)?
+            } else {
+                let files = files
+                    .into_iter()
+                    .filter_map(|(name, data)| {
+                        name.split_once('/')
+                            .map(|(_, rest)| (rest.to_owned(), data))
+                    })
+                    .collect();
+                Chart::from_files(&at, files)?
+            };
+            dependencies.push(sub);
         }
         Ok(Chart {
-            dir: dir.to_path_buf(),
+            dir: origin.to_path_buf(),
             metadata,
             values,
             schema,
             validator,
             schema_source,
-            templates,
-            files,
+            templates: templates.into(),
+            files: Arc::new(other),
+            dependencies,
             record: OnceLock::new(),
         })
     }
@@ -263,7 +449,11 @@ impl Chart {
     /// `metadata` with Helm's JSON names (empty fields omitted), `templates`
     /// and `files` as `{name, data}` with base64 data (template names
     /// relative to the chart, `templates/...`), `values`, `schema` (base64
-    /// of `values.schema.json`, or null) and `lock` (null).
+    /// of `values.schema.json`, or null) and `lock` (null). Subcharts are not
+    /// in it (Helm keeps them out of its JSON); for a chart with
+    /// dependencies, record the chart [`crate::process_dependencies`] made
+    /// for the release, as Helm records that one: its `dependencies` are the
+    /// enabled ones, and its `values` hold its subcharts' defaults.
     pub fn record(&self) -> serde_json::Value {
         self.record.get_or_init(|| self.build_record()).clone()
     }
@@ -271,7 +461,6 @@ impl Chart {
     fn build_record(&self) -> serde_json::Value {
         use base64::Engine as _;
         let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
-        let prefix = format!("{}/", self.metadata.name);
         let m = &self.metadata;
         let mut md = serde_json::Map::new();
         md.insert("name".into(), m.name.clone().into());
@@ -284,6 +473,8 @@ impl Chart {
             ("appVersion", &m.app_version),
             ("kubeVersion", &m.kube_version),
             ("type", &m.chart_type),
+            ("condition", &m.condition),
+            ("tags", &m.tags),
         ];
         for (k, v) in optional {
             if !v.is_empty() {
@@ -302,6 +493,12 @@ impl Chart {
                 serde_json::to_value(&m.maintainers).unwrap_or_default(),
             );
         }
+        if let Some(deps) = m.dependencies.as_ref().filter(|d| !d.is_empty()) {
+            md.insert(
+                "dependencies".into(),
+                deps.iter().map(dependency_record).collect(),
+            );
+        }
         if m.deprecated {
             md.insert("deprecated".into(), true.into());
         }
@@ -312,7 +509,7 @@ impl Chart {
             "metadata": md,
             "lock": null,
             "templates": self.templates.iter().map(|t| serde_json::json!({
-                "name": t.name.strip_prefix(&prefix).unwrap_or(&t.name),
+                "name": t.name,
                 "data": b64(t.source.as_bytes()),
             })).collect::<Vec<_>>(),
             "values": self.values,
@@ -321,10 +518,39 @@ impl Chart {
         })
     }
 
-    /// The template names (`<chart>/templates/<path>`), partials included.
-    pub fn template_names(&self) -> impl Iterator<Item = &str> {
-        self.templates.iter().map(|t| t.name.as_str())
+    /// The template names (`<chart>/templates/<path>`), partials included,
+    /// of this chart (not its subcharts').
+    pub fn template_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.templates
+            .iter()
+            .map(|t| format!("{}/{}", self.metadata.name, t.name))
     }
+}
+
+/// A dependency as Helm's JSON writes it (`omitempty` fields left out).
+fn dependency_record(d: &Dependency) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("name".into(), d.name.clone().into());
+    if !d.version.is_empty() {
+        out.insert("version".into(), d.version.clone().into());
+    }
+    out.insert("repository".into(), d.repository.clone().into());
+    if !d.condition.is_empty() {
+        out.insert("condition".into(), d.condition.clone().into());
+    }
+    if !d.tags.is_empty() {
+        out.insert("tags".into(), serde_json::json!(d.tags));
+    }
+    if d.enabled {
+        out.insert("enabled".into(), true.into());
+    }
+    if !d.import_values.is_empty() {
+        out.insert("import-values".into(), d.import_values.clone().into());
+    }
+    if !d.alias.is_empty() {
+        out.insert("alias".into(), d.alias.clone().into());
+    }
+    serde_json::Value::Object(out)
 }
 
 fn yaml_error(path: &Path, e: load::YamlError) -> ChartError {
@@ -352,12 +578,22 @@ fn yaml_document(path: &Path, data: &[u8]) -> Result<Option<serde_json::Value>, 
     }
 }
 
-fn parse_metadata(path: &Path, data: &[u8]) -> Result<ChartMetadata, ChartError> {
+/// Whether `alias` is made of the characters Helm allows (`[a-zA-Z0-9_-]+`).
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn parse_metadata(path: &Path, json: serde_json::Value) -> Result<ChartMetadata, ChartError> {
     let invalid = |message: String| ChartError::Invalid {
         path: path.to_path_buf(),
         message,
     };
-    let json = yaml_document(path, data)?.ok_or_else(|| invalid("Chart.yaml is empty".into()))?;
+    if json.as_object().is_some_and(|m| m.is_empty()) {
+        return Err(invalid("Chart.yaml is empty".into()));
+    }
     let md: ChartMetadata = serde_path_to_error::deserialize(&json)
         .map_err(|e| invalid(format!("{}: {}", e.path(), e.inner())))?;
     if md.api_version.is_empty() {
@@ -388,19 +624,31 @@ fn parse_metadata(path: &Path, data: &[u8]) -> Result<ChartMetadata, ChartError>
         )));
     }
     match md.chart_type.as_str() {
-        "" | "application" => {}
-        "library" => return Err(invalid("library charts are not installable".into())),
+        "" | "application" | "library" => {}
         other => {
             return Err(invalid(format!(
                 "type {other:?} must be application or library"
             )));
         }
     }
-    if !md.dependencies.is_empty() {
-        return Err(ChartError::Unsupported {
-            path: path.to_path_buf(),
-            message: "Chart.yaml declares dependencies".into(),
-        });
+    let mut seen = std::collections::HashSet::new();
+    for d in md.dependencies.iter().flatten() {
+        if !d.alias.is_empty() && !valid_alias(&d.alias) {
+            return Err(invalid(format!(
+                "dependency {:?} has disallowed characters in the alias",
+                d.name
+            )));
+        }
+        let key = if d.alias.is_empty() {
+            &d.name
+        } else {
+            &d.alias
+        };
+        if !seen.insert(key.clone()) {
+            return Err(invalid(format!(
+                "more than one dependency with name or alias {key:?}"
+            )));
+        }
     }
     Ok(md)
 }
@@ -683,7 +931,7 @@ mod tests {
             c.values["enabled"], true,
             "YAML 1.1 `yes` is a boolean in Helm"
         );
-        let names: Vec<&str> = c.template_names().collect();
+        let names: Vec<String> = c.template_names().collect();
         assert_eq!(
             names,
             ["demo/templates/_helpers.tpl", "demo/templates/a.yaml"]
@@ -713,15 +961,20 @@ mod tests {
     }
 
     #[test]
-    fn refuses_dependencies_and_bad_metadata() {
+    fn refuses_bad_metadata_and_missing_dependencies() {
+        // A declared dependency with no chart of its name under charts/.
         let d = chart_dir();
         write(
             d.path(),
-            "charts/sub/Chart.yaml",
-            "apiVersion: v2\nname: sub\nversion: 1.0.0\n",
+            "Chart.yaml",
+            "apiVersion: v2\nname: demo\nversion: 1.0.0\ndependencies:\n- name: x\n  version: 1.0.0\n- name: web\n",
         );
         let e = Chart::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("subcharts") && e.contains("charts/sub"), "{e}");
+        assert!(
+            e.contains("Chart.yaml")
+                && e.contains("found in Chart.yaml, but missing in charts/ directory: x, web"),
+            "{e}"
+        );
 
         let d = chart_dir();
         write(
@@ -736,17 +989,6 @@ mod tests {
         );
 
         let d = chart_dir();
-        write(
-            d.path(),
-            "Chart.yaml",
-            "apiVersion: v2\nname: demo\nversion: 1.0.0\ndependencies:\n- name: x\n",
-        );
-        assert!(matches!(
-            Chart::load(d.path()),
-            Err(ChartError::Unsupported { .. })
-        ));
-
-        let d = chart_dir();
         write(d.path(), "values.yaml", "a: [1\n");
         let e = Chart::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("values.yaml") && e.contains("line"), "{e}");
@@ -755,6 +997,155 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no Chart.yaml"), "{e}");
+
+        // Helm's rules on declarations: aliases, one name or alias each.
+        for (deps, want) in [
+            (
+                "- name: x\n  alias: a.b\n",
+                "dependency \"x\" has disallowed characters in the alias",
+            ),
+            (
+                "- name: x\n- name: other\n  alias: x\n",
+                "more than one dependency with name or alias \"x\"",
+            ),
+        ] {
+            let d = chart_dir();
+            write(
+                d.path(),
+                "Chart.yaml",
+                &format!("apiVersion: v2\nname: demo\nversion: 1.0.0\ndependencies:\n{deps}"),
+            );
+            let e = Chart::load(d.path()).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    fn sub_chart(dir: &Path, at: &str, name: &str, version: &str) {
+        write(
+            dir,
+            &format!("{at}/Chart.yaml"),
+            &format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+        );
+        write(dir, &format!("{at}/templates/t.yaml"), "k: v\n");
+    }
+
+    #[test]
+    fn loads_subcharts_unpacked_packaged_and_nested() {
+        let d = chart_dir();
+        write(
+            d.path(),
+            "Chart.yaml",
+            "apiVersion: v2\nname: demo\nversion: 1.0.0\ndependencies:\n- name: db\n  version: ~1.2.0\n  import-values: [conn, {child: a, parent: b}]\n",
+        );
+        sub_chart(d.path(), "charts/db", "db", "1.2.3");
+        sub_chart(d.path(), "charts/db/charts/inner", "inner", "0.1.0");
+        write(d.path(), "charts/db/values.yaml", "port: 5432\n");
+        write(
+            d.path(),
+            "charts/db/notes.bak",
+            "ignored by the top .helmignore",
+        );
+        write(d.path(), "charts/db/.helmignore", "*.txt\n");
+        write(
+            d.path(),
+            "charts/db/keep.txt",
+            "the subchart's .helmignore is a file",
+        );
+        write(d.path(), "charts/db/templates/.hidden.yaml", "h: 1\n");
+        write(d.path(), "charts/_skipped/Chart.yaml", "not: read\n");
+        write(d.path(), "charts/db-1.2.3.tgz.prov", "signature");
+        let tgz = crate::archive::tests::tgz(&[
+            (
+                "cache/Chart.yaml",
+                b"apiVersion: v2\nname: cache\nversion: 0.2.0\ntype: library\n",
+            ),
+            ("cache/templates/_h.tpl", b"{{ define \"c\" }}c{{ end }}"),
+        ]);
+        std::fs::write(d.path().join("charts/cache-0.2.0.tgz"), tgz).unwrap();
+
+        let c = Chart::load(d.path()).unwrap();
+        let subs: Vec<&str> = c
+            .dependencies()
+            .iter()
+            .map(|s| s.metadata.name.as_str())
+            .collect();
+        assert_eq!(subs, ["cache", "db"], "charts/ entries in name order");
+        let cache = &c.dependencies()[0];
+        assert!(cache.is_library());
+        assert!(cache.dir.ends_with("charts/cache-0.2.0.tgz"));
+        let db = &c.dependencies()[1];
+        assert_eq!(db.values["port"], 5432);
+        assert_eq!(
+            db.files.keys().collect::<Vec<_>>(),
+            [".helmignore", "keep.txt"],
+            "the top chart's .helmignore applies, the subchart's does not"
+        );
+        assert_eq!(
+            db.template_names().collect::<Vec<_>>(),
+            ["db/templates/.hidden.yaml", "db/templates/t.yaml"],
+            "Helm's hidden-template rule is the top chart's"
+        );
+        assert_eq!(db.dependencies()[0].metadata.name, "inner");
+        assert!(c.files.contains_key("charts/db-1.2.3.tgz.prov"));
+        let deps = c.metadata.dependencies.as_ref().unwrap();
+        assert_eq!(deps[0].version, "~1.2.0");
+        assert_eq!(deps[0].import_values.len(), 2);
+
+        // Not a chart under charts/: named in the error.
+        write(d.path(), "charts/README.md", "hello");
+        let e = Chart::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("charts/README.md") && e.contains("Chart.yaml file is missing"),
+            "{e}"
+        );
+        std::fs::remove_file(d.path().join("charts/README.md")).unwrap();
+        std::fs::write(d.path().join("charts/bad-1.0.0.tgz"), b"not gzip").unwrap();
+        let e = Chart::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("charts/bad-1.0.0.tgz") && e.contains("cannot unpack"),
+            "{e}"
+        );
+        std::fs::remove_file(d.path().join("charts/bad-1.0.0.tgz")).unwrap();
+        write(d.path(), "charts/db/values.yaml", "port: [1\n");
+        let e = Chart::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("charts/db/values.yaml") && e.contains("line"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn library_charts_are_subcharts_not_releases() {
+        let d = chart_dir();
+        write(
+            d.path(),
+            "Chart.yaml",
+            "apiVersion: v2\nname: demo\nversion: 1.0.0\ntype: library\n",
+        );
+        let e = Chart::load(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("library charts are not installable"), "{e}");
+    }
+
+    #[test]
+    fn requirements_yaml_declares_dependencies() {
+        let d = chart_dir();
+        write(
+            d.path(),
+            "Chart.yaml",
+            "apiVersion: v1\nname: demo\nversion: 1.0.0\n",
+        );
+        write(
+            d.path(),
+            "requirements.yaml",
+            "dependencies:\n- name: sub\n  version: 1.x\n",
+        );
+        sub_chart(d.path(), "charts/sub", "sub", "1.0.0");
+        let c = Chart::load(d.path()).unwrap();
+        assert_eq!(c.metadata.dependencies.as_ref().unwrap()[0].name, "sub");
+        assert!(
+            c.files.contains_key("requirements.yaml"),
+            "kept for a v1 chart"
+        );
     }
 
     #[test]

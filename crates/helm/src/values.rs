@@ -110,25 +110,60 @@ fn pointer_segment(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-/// A tenant release's values: what it renders with, and what Helm records as
-/// the user-supplied values (`helm get values`).
-#[derive(Debug, Clone, PartialEq)]
+/// Helm's `CoalesceValues`: the user's values `user` (the `-f` layers,
+/// merged) over the defaults of `chart` and, under each subchart's name
+/// (or alias), the subchart's defaults, recursively; `global` handed down
+/// from each chart to its subcharts (the parent's win); a `null` deletes
+/// the default it covers. For a chart without subcharts this is
+/// [`merge_values`] of `user` over the chart's defaults. Give it the chart
+/// [`crate::process_dependencies`] made for `user`.
+///
+/// # Errors
+/// Helm's `type mismatch on <subchart>: ...` when the values for a
+/// subchart are not a map, at the subchart's path.
+pub fn coalesce_values(chart: &crate::Chart, user: &Value) -> Result<Value, ValuesError> {
+    use crate::coalesce;
+    let node = crate::dependencies::Node::of(chart);
+    coalesce::coalesce_values(&node, &coalesce::table_of(user), false)
+        .map(|t| coalesce::table_to_json(&t))
+        .map_err(|reason| ValuesError {
+            path: String::new(),
+            reason,
+        })
+}
+
+/// A tenant release's values: what it renders with, what Helm records as
+/// the user-supplied values (`helm get values`), and the chart as the
+/// release installs it.
+#[derive(Debug, Clone)]
 pub struct ReleaseValues {
-    /// Chart defaults < plan layer < tenant layer, merged.
+    /// Chart defaults < plan layer < tenant layer, coalesced over the
+    /// chart and its enabled subcharts.
     pub values: Value,
     /// Plan layer < tenant layer: everything above the chart's defaults.
     pub config: Value,
+    /// The chart with the dependencies these values enable (see
+    /// [`crate::process_dependencies`]): what to render, and to record.
+    pub chart: crate::Chart,
 }
 
 /// The values the worker installs a tenant's release with, and that
-/// `tenant-worker render` shows: the chart's defaults < the plan's values,
+/// `tenant-worker render` shows, computed as `helm install -f plan.yaml -f
+/// tenant.yaml` computes them: the chart's defaults < the plan's values,
 /// with the application version set at `app_version_path` < the tenant's own
-/// values. When `overridable` is given (a plan's `overridable_values`), the
-/// tenant's values may set only those paths.
+/// values; the chart's dependencies processed with those values (conditions,
+/// tags, aliases, import-values), the values coalesced over the chart and
+/// its enabled subcharts (with globals), and checked against every
+/// `values.schema.json` of the chart and of its enabled subcharts (each
+/// with its own part of the values), as Helm checks them. When
+/// `overridable` is given (a plan's `overridable_values`), the tenant's
+/// values may set only those paths.
 ///
 /// # Errors
-/// [`ValuesError`] for a tenant value the plan does not let it set, or for
-/// merged values the chart's `values.schema.json` refuses.
+/// [`ValuesError`] for a tenant value the plan does not let it set, values
+/// for a subchart that are not a map, or merged values that a chart's
+/// `values.schema.json` refuses (the path is from the top of the values;
+/// the reason names the subchart).
 pub fn release_values(
     chart: &crate::Chart,
     plan_values: &Value,
@@ -145,17 +180,70 @@ pub fn release_values(
         app_version_path,
         Value::String(app_version.to_owned()),
     );
-    let values = merge_values(&chart.values, &plan_layer, tenant_values);
-    if let Some(validator) = chart.values_validator() {
-        validate_with(validator, &values).map_err(|e| ValuesError {
-            reason: format!("{} (the chart's values.schema.json)", e.reason),
-            ..e
-        })?;
-    }
+    let user = Value::Object(merge_maps(&object(&plan_layer), &object(tenant_values)));
+    let chart = crate::process_dependencies(chart, &user)?;
+    let values = coalesce_values(&chart, &user)?;
+    validate_chart_values(&chart, &values)?;
     Ok(ReleaseValues {
         values,
         config: merge_values(&Value::Object(Map::new()), &plan_layer, tenant_values),
+        chart,
     })
+}
+
+/// Helm's `ValidateAgainstSchema`: `values` (coalesced, see
+/// [`coalesce_values`]) against the `values.schema.json` of `chart`, then
+/// each subchart's part (`values.<name>`, when set) against the
+/// subchart's, recursively, as `helm install` checks them.
+///
+/// # Errors
+/// The first violation: the top chart's first, then each subchart's in
+/// order; the path is from the top of `values`, the reason names the
+/// subchart. A subchart's part that is set but not a map is refused.
+pub fn validate_chart_values(chart: &crate::Chart, values: &Value) -> Result<(), ValuesError> {
+    validate_schemas(chart, values, "")
+}
+
+/// [`validate_chart_values`] for the chart at `at` from the top (`""`,
+/// `db`, `db.cache`).
+fn validate_schemas(chart: &crate::Chart, values: &Value, at: &str) -> Result<(), ValuesError> {
+    let pointer: String = at
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("/{}", pointer_segment(s)))
+        .collect();
+    if let Some(validator) = chart.values_validator() {
+        validate_with(validator, values).map_err(|e| ValuesError {
+            path: format!("{pointer}{}", e.path),
+            reason: if at.is_empty() {
+                format!("{} (the chart's values.schema.json)", e.reason)
+            } else {
+                format!("{} (the values.schema.json of subchart {at})", e.reason)
+            },
+        })?;
+    }
+    for sub in chart.dependencies() {
+        let name = &sub.metadata.name;
+        let sub_at = if at.is_empty() {
+            name.clone()
+        } else {
+            format!("{at}.{name}")
+        };
+        match values.get(name) {
+            None | Some(Value::Null) => {}
+            Some(v @ Value::Object(_)) => validate_schemas(sub, v, &sub_at)?,
+            Some(other) => {
+                return Err(ValuesError {
+                    path: format!("{pointer}/{}", pointer_segment(name)),
+                    reason: format!(
+                        "invalid type for values of subchart {sub_at}: expected object (map), got {}",
+                        type_name(other)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets `value` at the dotted `path` in `root`, creating maps on the way (and

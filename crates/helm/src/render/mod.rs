@@ -289,10 +289,23 @@ pub(crate) fn stack_used() -> usize {
     }
 }
 
-/// Renders every template of `chart` (not the `_` partials; `NOTES.txt`
-/// included) with `values` (the final values: see
-/// [`super::merge_values`]), returning template name -> text, as Helm's
-/// engine does (`<no value>` removed).
+/// Renders every template of `chart` and of the subcharts it holds (not
+/// the `_` partials, nor a library chart's templates; every chart's
+/// `NOTES.txt` included) with `values` (the final values: see
+/// [`super::merge_values`], or for a chart with dependencies
+/// [`super::release_values`]), returning template name -> text, as Helm's
+/// engine does (`<no value>` removed). Template names are Helm's:
+/// `<chart>/templates/<path>`, and `<chart>/charts/<subchart>/templates/<path>`
+/// for a subchart's (under its alias, if it has one). Every chart's
+/// templates and `define`s are one set: any template can `include` any
+/// `define`. Each chart's templates see its own `.Chart`, `.Files` and
+/// `.Values` (a subchart's are its parent's `.Values.<name>`), and
+/// `.Subcharts`.
+///
+/// The chart is rendered as given: for a chart with dependencies, give the
+/// chart [`super::process_dependencies`] made for the release's values, as
+/// `helm install` does (a loaded chart holds every subchart under
+/// `charts/`, enabled or not, under its chart name).
 ///
 /// Renders on a dedicated thread (deep `include` recursion needs stack), so
 /// call it from blocking code (`spawn_blocking` in async code). Spends at
@@ -359,8 +372,30 @@ fn list_v(items: Vec<Value>) -> Value {
     Value::List(items.into())
 }
 
-/// `.Chart`: Helm v4 passes the metadata as a map with Go's field names.
-fn chart_value(m: &ChartMetadata) -> Value {
+/// `.Chart`: Helm v4 passes the metadata as a map with Go's field names,
+/// and `IsRoot`.
+fn chart_value(m: &ChartMetadata, is_root: bool) -> Value {
+    let strings = |items: &[String]| list_v(items.iter().map(|k| str_v(k)).collect());
+    let dependencies = m
+        .dependencies
+        .iter()
+        .flatten()
+        .map(|d| {
+            map_v(vec![
+                ("Name", str_v(&d.name)),
+                ("Version", str_v(&d.version)),
+                ("Repository", str_v(&d.repository)),
+                ("Condition", str_v(&d.condition)),
+                ("Tags", strings(&d.tags)),
+                ("Enabled", Value::Bool(d.enabled)),
+                (
+                    "ImportValues",
+                    list_v(d.import_values.iter().map(gojson::from_serde).collect()),
+                ),
+                ("Alias", str_v(&d.alias)),
+            ])
+        })
+        .collect();
     map_v(vec![
         ("APIVersion", str_v(&m.api_version)),
         (
@@ -373,17 +408,14 @@ fn chart_value(m: &ChartMetadata) -> Value {
             ),
         ),
         ("AppVersion", str_v(&m.app_version)),
-        ("Condition", str_v("")),
-        ("Dependencies", list_v(Vec::new())),
+        ("Condition", str_v(&m.condition)),
+        ("Dependencies", list_v(dependencies)),
         ("Deprecated", Value::Bool(m.deprecated)),
         ("Description", str_v(&m.description)),
         ("Home", str_v(&m.home)),
         ("Icon", str_v(&m.icon)),
-        ("IsRoot", Value::Bool(true)),
-        (
-            "Keywords",
-            list_v(m.keywords.iter().map(|k| str_v(k)).collect()),
-        ),
+        ("IsRoot", Value::Bool(is_root)),
+        ("Keywords", strings(&m.keywords)),
         ("KubeVersion", str_v(&m.kube_version)),
         (
             "Maintainers",
@@ -401,14 +433,119 @@ fn chart_value(m: &ChartMetadata) -> Value {
             ),
         ),
         ("Name", str_v(&m.name)),
-        (
-            "Sources",
-            list_v(m.sources.iter().map(|k| str_v(k)).collect()),
-        ),
-        ("Tags", str_v("")),
+        ("Sources", strings(&m.sources)),
+        ("Tags", str_v(&m.tags)),
         ("Type", str_v(&m.chart_type)),
         ("Version", str_v(&m.version)),
     ])
+}
+
+/// What the templates of one chart of the tree see (Helm's `recAllTpls`).
+struct Scope {
+    /// `<top>/charts/<sub>/...`: the prefix of its template names.
+    full_path: String,
+    /// `.Chart`, `.Files`, `.Release`, `.Capabilities` and `.Values`.
+    data: Vec<(&'static str, Value)>,
+    /// Its subcharts: name and scope.
+    subcharts: Vec<(String, usize)>,
+}
+
+/// The scopes of `chart` and its subcharts, and every template to render
+/// or include (name -> (source, scope)), as Helm's `allTemplates` collects
+/// them: a subchart's `.Values` is its parent's `.Values.<name>` (the same
+/// map), or an empty one when that is not a map; a library chart
+/// contributes its partials only. Returns the chart's scope.
+fn collect_scopes<'c>(
+    chart: &'c Chart,
+    parent: Option<(&str, &Value)>,
+    common: (&Value, &Value, &Value),
+    objects: &Objects,
+    scopes: &mut Vec<Scope>,
+    templates: &mut BTreeMap<String, (&'c str, usize)>,
+) -> usize {
+    let (release_v, caps_v, top_values) = common;
+    let name = &chart.metadata.name;
+    let (full_path, values_v) = match parent {
+        None => (name.clone(), top_values.clone()),
+        Some((parent_path, parent_values)) => {
+            let mut at = Some(parent_values.clone());
+            for step in name.split('.') {
+                at = match at {
+                    Some(Value::Map(m)) => m.get(step).cloned(),
+                    _ => None,
+                };
+            }
+            let values = match at {
+                Some(v @ Value::Map(_)) => v,
+                _ => map_v(Vec::new()),
+            };
+            (format!("{parent_path}/charts/{name}"), values)
+        }
+    };
+    let mut subcharts = Vec::new();
+    for sub in &chart.dependencies {
+        let index = collect_scopes(
+            sub,
+            Some((&full_path, &values_v)),
+            common,
+            objects,
+            scopes,
+            templates,
+        );
+        subcharts.push((sub.metadata.name.clone(), index));
+    }
+    let data = vec![
+        ("Capabilities", caps_v.clone()),
+        ("Chart", chart_value(&chart.metadata, parent.is_none())),
+        ("Files", files::files_value(objects, &chart.files)),
+        ("Release", release_v.clone()),
+        ("Values", values_v),
+    ];
+    let index = scopes.len();
+    scopes.push(Scope {
+        full_path: full_path.clone(),
+        data,
+        subcharts,
+    });
+    for t in chart.templates.iter() {
+        if chart.is_library()
+            && !t
+                .name
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with('_'))
+        {
+            continue;
+        }
+        templates.insert(
+            format!("{full_path}/{}", t.name),
+            (t.source.as_str(), index),
+        );
+    }
+    index
+}
+
+/// The data of scope `index` (Helm's `next` map of its chart): with
+/// `.Subcharts`, and with `.Template` when one of its templates has been
+/// rendered (Helm sets it on that shared map, so a parent's
+/// `.Subcharts.<name>.Template` is the subchart's last rendered template).
+fn scope_value(
+    scopes: &[Scope],
+    last_template: &[Option<Value>],
+    index: usize,
+) -> Vec<(&'static str, Value)> {
+    let scope = &scopes[index];
+    let mut entries = scope.data.clone();
+    let subcharts = scope
+        .subcharts
+        .iter()
+        .map(|(name, i)| (name.as_str(), map_v(scope_value(scopes, last_template, *i))))
+        .collect();
+    entries.push(("Subcharts", map_v(subcharts)));
+    if let Some(t) = &last_template[index] {
+        entries.push(("Template", t.clone()));
+    }
+    entries
 }
 
 fn capabilities_value(objects: &Objects, caps: &Capabilities) -> Value {
@@ -476,23 +613,39 @@ fn render_here(
 ) -> Result<BTreeMap<String, String>, RenderError> {
     STACK_TOP.with(|t| t.set(stack_address()));
     let objects = Objects::default();
-    let files = files::files_value(&objects, &chart.files);
     let caps_v = capabilities_value(&objects, caps);
+    let values_v = match values {
+        serde_json::Value::Object(_) => gojson::from_serde(values),
+        _ => map_v(Vec::new()),
+    };
+    let release_v = map_v(vec![
+        ("Name", str_v(&release.name)),
+        ("Namespace", str_v(&release.namespace)),
+        ("Revision", Value::Int(i64::from(release.revision))),
+        ("IsInstall", Value::Bool(release.is_install)),
+        ("IsUpgrade", Value::Bool(release.is_upgrade)),
+        ("Service", str_v("Helm")),
+    ]);
+    let mut scopes = Vec::new();
+    let mut sources = BTreeMap::new();
+    collect_scopes(
+        chart,
+        None,
+        (&release_v, &caps_v, &values_v),
+        &objects,
+        &mut scopes,
+        &mut sources,
+    );
     let state = Arc::new(State::new(objects, budget));
 
-    let sources: BTreeMap<&str, &str> = chart
-        .templates
-        .iter()
-        .map(|t| (t.name.as_str(), t.source.as_str()))
-        .collect();
-    let mut order: Vec<&str> = sources.keys().copied().collect();
+    let mut order: Vec<&str> = sources.keys().map(String::as_str).collect();
     parse_order(&mut order);
 
     let mut parsed = Vec::with_capacity(order.len());
     for name in &order {
         parsed.push((
             *name,
-            rewrite::parse(name, sources[name]).map_err(RenderError::parse)?,
+            rewrite::parse(name, sources[*name].0).map_err(RenderError::parse)?,
         ));
     }
     let mut names: HashSet<String> = order.iter().map(|n| (*n).to_owned()).collect();
@@ -504,7 +657,7 @@ fn render_here(
         .funcs(state.internal_funcs());
     let mut seen = HashSet::new();
     for (name, p) in parsed {
-        let src = sources[name];
+        let src = sources[name].0;
         let tree = Rewriter::new(&state, name, src, name, &names)
             .list(p.tree)
             .map_err(RenderError::parse)?;
@@ -521,38 +674,19 @@ fn render_here(
         .template()
         .ok_or_else(|| RenderError::unlocated(&chart.metadata.name, "no templates".into()))?;
 
-    let values_v = match values {
-        serde_json::Value::Object(_) => gojson::from_serde(values),
-        _ => map_v(Vec::new()),
-    };
-    let release_v = map_v(vec![
-        ("Name", str_v(&release.name)),
-        ("Namespace", str_v(&release.namespace)),
-        ("Revision", Value::Int(i64::from(release.revision))),
-        ("IsInstall", Value::Bool(release.is_install)),
-        ("IsUpgrade", Value::Bool(release.is_upgrade)),
-        ("Service", str_v("Helm")),
-    ]);
-    let chart_v = chart_value(&chart.metadata);
-    let base_path = format!("{}/templates", chart.metadata.name);
-
     let mut out = BTreeMap::new();
+    let mut last_template = vec![None; scopes.len()];
     for name in order {
         if name.rsplit('/').next().is_some_and(|b| b.starts_with('_')) {
             continue;
         }
-        let data = map_v(vec![
-            ("Capabilities", caps_v.clone()),
-            ("Chart", chart_v.clone()),
-            ("Files", files.clone()),
-            ("Release", release_v.clone()),
-            ("Subcharts", map_v(Vec::new())),
-            (
-                "Template",
-                map_v(vec![("Name", str_v(name)), ("BasePath", str_v(&base_path))]),
-            ),
-            ("Values", values_v.clone()),
-        ]);
+        let index = sources[name].1;
+        let base_path = format!("{}/templates", scopes[index].full_path);
+        last_template[index] = Some(map_v(vec![
+            ("Name", str_v(name)),
+            ("BasePath", str_v(&base_path)),
+        ]));
+        let data = map_v(scope_value(&scopes, &last_template, index));
         match template.execute_template_to_string(name, &data) {
             Ok(text) => {
                 out.insert(name.to_owned(), text.replace("<no value>", ""));
