@@ -31,6 +31,8 @@ use crate::support::assert_succeeded;
 
 #[path = "helm_diff/shared_maps.rs"]
 mod shared_maps;
+#[path = "helm_diff/subcharts.rs"]
+mod subcharts;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
