@@ -350,7 +350,7 @@ async fn a_chart_that_tries_to_leave_the_namespace_is_refused() {
     let plans = PlanCatalog::parse(
         &DEFAULT_PLANS_YAML.replace(
             "overridable_values: [config]",
-            "overridable_values: [config, clusterRole, elsewhere, quota, explode]",
+            "overridable_values: [config, clusterRole, elsewhere, quota, explode, smuggle]",
         ),
         "test plans",
     )
@@ -372,6 +372,12 @@ async fn a_chart_that_tries_to_leave_the_namespace_is_refused() {
         ),
         ("elsewhere", "elsewhere", "forbidden_object", "kube-system"),
         ("loose", "quota", "forbidden_object", "ResourceQuota"),
+        (
+            "smuggled",
+            "smuggle",
+            "forbidden_object",
+            "NetworkPolicys; a chart may not create one (escape/charts/smuggler/templates/networkpolicy.yaml)",
+        ),
         ("boom", "explode", "render_failed", "explode was set"),
     ] {
         let event = request_with(tenant, "free", None, json!({ key: true }));

@@ -284,6 +284,174 @@ fn process_import_values(c: &mut Node) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
+    fn write(dir: &std::path::Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// `top` declaring `db` (condition, import-values both ways) and `cache`
+    /// twice (aliases, tags); `db` declaring `inner` (a condition relative to
+    /// the top's values); `loose` undeclared.
+    fn tree() -> (tempfile::TempDir, Chart) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write(
+            root,
+            "Chart.yaml",
+            "apiVersion: v2\nname: top\nversion: 1.0.0\ndependencies:\n\
+             - name: db\n  version: 1.x\n  condition: db.enabled,global.dbOn\n  import-values: [conn, {child: svc, parent: imported.svc}]\n\
+             - name: cache\n  alias: c1\n  version: '>=0'\n  tags: [caches]\n\
+             - name: cache\n  alias: c2\n  version: '>=0'\n  tags: [caches, second]\n  condition: c2.enabled\n",
+        );
+        write(
+            root,
+            "values.yaml",
+            "imported:\n  svc:\n    port: 1\nglobal:\n  dbOn: true\n",
+        );
+        write(
+            root,
+            "charts/db/Chart.yaml",
+            "apiVersion: v2\nname: db\nversion: 1.4.0\ndependencies:\n- name: inner\n  version: 0.1.0\n  condition: inner.enabled\n",
+        );
+        write(
+            root,
+            "charts/db/values.yaml",
+            "svc:\n  port: 5432\n  type: ClusterIP\nexports:\n  conn:\n    host: db\ninner:\n  enabled: false\n",
+        );
+        write(
+            root,
+            "charts/db/charts/inner/Chart.yaml",
+            "apiVersion: v2\nname: inner\nversion: 0.1.0\n",
+        );
+        write(
+            root,
+            "charts/cache/Chart.yaml",
+            "apiVersion: v2\nname: cache\nversion: 0.3.0\n",
+        );
+        write(root, "charts/cache/values.yaml", "size: 1\n");
+        write(
+            root,
+            "charts/loose/Chart.yaml",
+            "apiVersion: v2\nname: loose\nversion: 0.0.1\n",
+        );
+        let chart = Chart::load(root).unwrap();
+        (d, chart)
+    }
+
+    fn names(c: &Chart) -> Vec<&str> {
+        c.dependencies()
+            .iter()
+            .map(|d| d.metadata.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn aliases_undeclared_charts_and_defaults() {
+        let (_d, chart) = tree();
+        let p = process_dependencies(&chart, &json!({})).unwrap();
+        assert_eq!(names(&p), ["loose", "db", "c1", "c2"], "undeclared first");
+        let db = &p.dependencies()[1];
+        assert!(
+            db.dependencies().is_empty(),
+            "inner.enabled is false in db's values"
+        );
+        let deps = p.metadata.dependencies.as_ref().unwrap();
+        assert!(deps.iter().all(|d| d.enabled));
+        assert_eq!(deps[1].name, "c1", "declarations take their alias");
+        assert_eq!(
+            deps[0].import_values,
+            [
+                json!({"child": "exports.conn", "parent": "."}),
+                json!({"child": "svc", "parent": "imported.svc"})
+            ]
+        );
+        // The parent's values hold its subcharts' and the imports, below
+        // its own.
+        assert_eq!(p.values["host"], "db");
+        assert_eq!(
+            p.values["imported"]["svc"],
+            json!({"port": 1, "type": "ClusterIP"})
+        );
+        assert_eq!(p.values["c2"]["size"], 1);
+        assert_eq!(p.values["db"]["global"]["dbOn"], true);
+        // Helm's record: the top chart with the enabled declarations.
+        let r = p.record();
+        assert_eq!(r["metadata"]["dependencies"][2]["alias"], "c2");
+        assert_eq!(r["metadata"]["dependencies"][2]["enabled"], true);
+        assert!(r.get("dependencies").is_none());
+        assert_eq!(r["values"]["host"], "db");
+    }
+
+    #[test]
+    fn conditions_and_tags() {
+        let (_d, chart) = tree();
+        let run = |user: serde_json::Value| {
+            let p = process_dependencies(&chart, &user).unwrap();
+            let mut all: Vec<String> = names(&p).iter().map(|s| (*s).to_owned()).collect();
+            for d in p.dependencies() {
+                all.extend(names(d).iter().map(|n| format!("{}/{n}", d.metadata.name)));
+            }
+            all
+        };
+        assert_eq!(
+            run(json!({"db": {"enabled": false}})),
+            ["loose", "c1", "c2"]
+        );
+        assert_eq!(
+            run(json!({"db": {"enabled": "no"}, "global": {"dbOn": false}})),
+            ["loose", "c1", "c2"],
+            "a condition that is not a boolean gives way to the next path"
+        );
+        assert_eq!(
+            run(json!({"db": {"inner": {"enabled": true}}})),
+            ["loose", "db", "c1", "c2", "db/inner"],
+            "a nested condition is read under the subchart's name"
+        );
+        assert_eq!(run(json!({"tags": {"caches": false}})), ["loose", "db"]);
+        assert_eq!(
+            run(json!({"tags": {"caches": false}, "c2": {"enabled": true}})),
+            ["loose", "db", "c2"],
+            "a condition overrides the tags"
+        );
+        assert_eq!(
+            run(json!({"tags": {"caches": false, "second": true}})),
+            ["loose", "db", "c2"],
+            "any true tag enables"
+        );
+    }
+
+    #[test]
+    fn values_for_a_subchart_must_be_a_map() {
+        let (_d, chart) = tree();
+        let e = process_dependencies(&chart, &json!({"c1": [1]})).unwrap_err();
+        assert!(
+            e.reason
+                .ends_with("type mismatch on c1: %!t([]interface {}=[1])"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_chart_without_declarations_is_kept_whole() {
+        let (d, _) = tree();
+        write(
+            d.path(),
+            "Chart.yaml",
+            "apiVersion: v2\nname: top\nversion: 1.0.0\n",
+        );
+        let chart = Chart::load(d.path()).unwrap();
+        let p = process_dependencies(&chart, &json!({"db": {"enabled": false}})).unwrap();
+        assert_eq!(names(&p), ["cache", "db", "loose"]);
+        assert_eq!(
+            names(&p.dependencies()[1]),
+            ["inner"],
+            "Helm processes no declaration below a chart that declares none"
+        );
+    }
+
     #[test]
     fn version_ranges_as_helm_matches_them() {
         assert!(is_compatible_range(">=0.1.0", "0.2.0"));
