@@ -225,6 +225,14 @@ fn first_difference(a: &str, b: &str) -> String {
 
 /// Runs `cases` through both renderers; fails with every difference.
 fn run_cases(cases: &[Case]) {
+    run_cases_with(cases, ours);
+}
+
+/// As [`run_cases`], with `ours` as this side's renderer.
+fn run_cases_with<E: std::fmt::Display>(
+    cases: &[Case],
+    ours: impl Fn(&Case) -> Result<BTreeMap<String, String>, E>,
+) {
     let requests: Vec<Value> = cases.iter().map(request).collect();
     let results = helm(&requests);
     let mut diffs = Vec::new();

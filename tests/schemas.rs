@@ -315,47 +315,11 @@ fn inconsistent_examples_pass_the_schema_but_not_the_typed_parse() {
     assert_no_failures("inconsistent examples accepted", &failures);
 }
 
-/// Every reject code; the match stops compiling when a variant is added, so
-/// that the new code is added here (and then to the schema, which this test checks).
-fn reject_reasons() -> Vec<RejectReason> {
-    use RejectReason::*;
-    let all = vec![
-        UnknownPlan,
-        NamespaceNotOwned,
-        TenantNotFound,
-        InvalidValues,
-        RenderFailed,
-        ForbiddenObject,
-        Superseded,
-        ChartIncompatible,
-    ];
-    for reason in &all {
-        match reason {
-            UnknownPlan | NamespaceNotOwned | TenantNotFound | InvalidValues | RenderFailed
-            | ForbiddenObject | Superseded | ChartIncompatible => {}
-        }
-    }
-    all
-}
-
-/// Every drift kind; the match stops compiling when a variant is added, so
-/// that the new kind is added here (and then to the schema, which this test checks).
-fn drift_kinds() -> Vec<DriftKind> {
-    use DriftKind::*;
-    let all = vec![Missing, Modified, Unexpected];
-    for kind in &all {
-        match kind {
-            Missing | Modified | Unexpected => {}
-        }
-    }
-    all
-}
-
 #[test]
 fn schema_enums_are_the_rust_enums() {
     let rejected = schema_json(EventType::Rejected);
-    let codes: Vec<String> = reject_reasons()
-        .into_iter()
+    let codes: Vec<String> = RejectReason::ALL
+        .iter()
         .map(|r| r.as_str().to_owned())
         .collect();
     assert_eq!(
@@ -375,14 +339,14 @@ fn schema_enums_are_the_rust_enums() {
         "tenant.failed intents"
     );
     let drift_repaired = schema_json(EventType::DriftRepaired);
-    let kinds: Vec<&str> = drift_kinds().into_iter().map(DriftKind::as_str).collect();
+    let kinds: Vec<&str> = DriftKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(
         drift_repaired["$defs"]["repairedObject"]["properties"]["drift"]["enum"],
         json!(kinds),
         "tenant.drift_repaired drift kinds"
     );
     assert_eq!(
-        serde_json::to_value(drift_kinds()).unwrap(),
+        serde_json::to_value(DriftKind::ALL).unwrap(),
         json!(kinds),
         "DriftKind serializes as its as_str"
     );

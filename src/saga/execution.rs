@@ -17,7 +17,7 @@ use crate::failpoint::crash_point;
 use crate::plans::Plan;
 use crate::record::{SagaStage, StepFailure, StepState, TenantRecord, TenantStatus};
 use crate::steps::release::ReleaseSpec;
-use crate::steps::{self, Step, StepContext};
+use crate::steps::{self, Step, StepContext, TenantObjects};
 use tenant_core::rules;
 
 /// How a saga's steps ended.
@@ -123,10 +123,12 @@ impl Engine {
         self.save(v).await?;
         let ctx = StepContext {
             cluster: &self.cluster,
-            tenant,
-            namespace: &namespace,
-            plan: target.plan,
-            gateway_namespace: &self.settings.gateway_namespace,
+            tenant: TenantObjects {
+                tenant,
+                namespace: &namespace,
+                plan: target.plan,
+                gateway_namespace: &self.settings.gateway_namespace,
+            },
         };
         let failure = match course {
             Course::Undoing(failure) => failure,

@@ -10,7 +10,7 @@ use super::engine::{DELETE_NAMESPACE_STEP, Delivery, Engine, log_outcome};
 use crate::contract::{Failed, InboundEvent, IntentKind, Outcome, completion_event};
 use crate::error::Error;
 use crate::record::{Attempt, SagaStage, StepFailure, TenantStatus};
-use crate::steps::StepContext;
+use crate::steps::{StepContext, TenantObjects};
 use tenant_core::rules::{self, GiveUp};
 
 /// The pseudo-step named in `tenant.failed` when the saga never got the tenant
@@ -192,10 +192,12 @@ impl Engine {
         let namespace = v.record.namespace.clone();
         let ctx = StepContext {
             cluster: &self.cluster,
-            tenant: &tenant,
-            namespace: &namespace,
-            plan,
-            gateway_namespace: &self.settings.gateway_namespace,
+            tenant: TenantObjects {
+                tenant: &tenant,
+                namespace: &namespace,
+                plan,
+                gateway_namespace: &self.settings.gateway_namespace,
+            },
         };
         let failed = self.compensate(v, &ctx, intent, failure, rollback).await?;
         Self::settle_failure(&mut v.record, rollback.is_some(), &failed);

@@ -354,16 +354,18 @@ impl Engine {
             })?;
         let ctx = StepContext {
             cluster: &self.cluster,
-            tenant,
-            namespace: &record.namespace,
-            plan,
-            gateway_namespace: &self.settings.gateway_namespace,
+            tenant: TenantObjects {
+                tenant,
+                namespace: &record.namespace,
+                plan,
+                gateway_namespace: &self.settings.gateway_namespace,
+            },
         };
         // Each drifted isolation step once, in saga order (the namespace
         // first); the release's objects below.
         for &step in Step::ALL {
             if objects.iter().any(|d| d.step == step)
-                && let StepObjects::Isolation(built) = step.objects(&ctx.objects())
+                && let StepObjects::Isolation(built) = step.objects(&ctx.tenant)
             {
                 steps::apply_isolation(&ctx, &built).await?;
             }

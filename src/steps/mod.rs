@@ -17,7 +17,6 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 pub use tenant_core::steps::*;
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::contract::TenantId;
 use crate::plans::Plan;
 use release::ReleaseSpec;
 
@@ -31,7 +30,7 @@ pub async fn apply(
     ctx: &StepContext<'_>,
     release: &ReleaseSpec,
 ) -> Result<(), ClusterError> {
-    match step.objects(&ctx.objects()) {
+    match step.objects(&ctx.tenant) {
         StepObjects::Isolation(objects) => apply_isolation(ctx, &objects).await,
         StepObjects::Release => release::apply(ctx, release).await,
     }
@@ -43,7 +42,7 @@ pub async fn apply(
 /// # Errors
 /// [`ClusterError`]; an object that is not ours is left alone and reported.
 pub async fn compensate(step: Step, ctx: &StepContext<'_>) -> Result<(), ClusterError> {
-    match step.objects(&ctx.objects()) {
+    match step.objects(&ctx.tenant) {
         StepObjects::Isolation(objects) => {
             for object in objects.iter().rev() {
                 remove(ctx, object).await?;
@@ -66,10 +65,13 @@ pub async fn roll_back(
     previous: &Plan,
 ) -> Result<(), ClusterError> {
     let ctx = StepContext {
-        plan: previous,
-        ..*ctx
+        cluster: ctx.cluster,
+        tenant: TenantObjects {
+            plan: previous,
+            ..ctx.tenant.clone()
+        },
     };
-    match step.objects(&ctx.objects()) {
+    match step.objects(&ctx.tenant) {
         StepObjects::Isolation(objects) => apply_isolation(&ctx, &objects).await,
         StepObjects::Release => release::rollback(&ctx, previous.readiness_timeout()).await,
     }
@@ -84,7 +86,7 @@ pub async fn apply_isolation(
     ctx: &StepContext<'_>,
     objects: &[IsolationObject],
 ) -> Result<(), ClusterError> {
-    let (cluster, tenant) = (ctx.cluster, ctx.tenant);
+    let (cluster, tenant) = (ctx.cluster, ctx.tenant.tenant);
     for object in objects {
         match object {
             IsolationObject::Namespace(o) => cluster.apply_namespace(tenant, o).await,
@@ -102,7 +104,8 @@ pub async fn apply_isolation(
 /// Deletes one isolation object if it is ours; the namespace (and so
 /// everything in it) starts terminating.
 async fn remove(ctx: &StepContext<'_>, object: &IsolationObject) -> Result<(), ClusterError> {
-    let (cluster, tenant, ns, name) = (ctx.cluster, ctx.tenant, ctx.namespace, object.name());
+    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant.tenant, ctx.tenant.namespace);
+    let name = object.name();
     match object {
         IsolationObject::Namespace(_) => cluster.delete_namespace(tenant).await.map(drop),
         IsolationObject::ResourceQuota(_) => {
@@ -130,29 +133,12 @@ async fn remove(ctx: &StepContext<'_>, object: &IsolationObject) -> Result<(), C
     }
 }
 
-/// What a step needs: the cluster and the tenant's desired shape.
-#[derive(Clone, Copy)]
+/// What a step needs: the cluster, and the tenant with the plan it is
+/// brought to.
+#[derive(Clone)]
 pub struct StepContext<'a> {
     /// The cluster the tenant lives on.
     pub cluster: &'a Cluster,
-    /// The tenant.
-    pub tenant: &'a TenantId,
-    /// Its namespace.
-    pub namespace: &'a str,
-    /// The plan the step brings the tenant to.
-    pub plan: &'a Plan,
-    /// Namespace of the routing gateway, admitted by the NetworkPolicy.
-    pub gateway_namespace: &'a str,
-}
-
-impl StepContext<'_> {
-    /// The input of the steps' object builders.
-    pub fn objects(&self) -> TenantObjects<'_> {
-        TenantObjects {
-            tenant: self.tenant,
-            namespace: self.namespace,
-            plan: self.plan,
-            gateway_namespace: self.gateway_namespace,
-        }
-    }
+    /// The tenant, its namespace, the plan and the gateway namespace.
+    pub tenant: TenantObjects<'a>,
 }

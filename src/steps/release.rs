@@ -98,7 +98,7 @@ fn refs_of(objects: impl IntoIterator<Item = Value>) -> BTreeSet<ObjectRef> {
 /// [`ClusterError`]; a workload that does not become ready in time, or a
 /// failed Job, is [`ClusterError::NotReady`] (permanent).
 pub async fn apply(ctx: &StepContext<'_>, spec: &ReleaseSpec) -> Result<(), ClusterError> {
-    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
+    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant.tenant, ctx.tenant.namespace);
     let history = &spec.history;
     let now = Timestamp::now();
     let previous = history
@@ -178,7 +178,7 @@ pub async fn reapply(
     for object in manifest {
         if ObjectRef::of(object).is_some_and(|r| drifted.contains(&r)) {
             ctx.cluster
-                .apply_object(ctx.tenant, ctx.namespace, object)
+                .apply_object(ctx.tenant.tenant, ctx.tenant.namespace, object)
                 .await?;
         }
     }
@@ -195,7 +195,7 @@ async fn wait_ready(
     loop {
         let mut waiting = Vec::new();
         for r in objects {
-            match ctx.cluster.readiness(ctx.namespace, r).await? {
+            match ctx.cluster.readiness(ctx.tenant.namespace, r).await? {
                 Readiness::Ready => {}
                 Readiness::Waiting(why) => waiting.push(format!("{r}: {why}")),
                 Readiness::Failed(why) => {
@@ -223,8 +223,8 @@ async fn wait_ready(
 /// # Errors
 /// [`ClusterError`]; objects that are not ours are left and reported.
 pub async fn uninstall(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
-    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
-    let name = ctx.tenant.as_str();
+    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant.tenant, ctx.tenant.namespace);
+    let name = tenant.as_str();
     let history = cluster.release_history(ns, name).await?;
     // Every object ever applied is in some record's manifest: a revision's
     // record is written before its objects.
@@ -242,8 +242,8 @@ pub async fn uninstall(ctx: &StepContext<'_>) -> Result<(), ClusterError> {
 /// [`ClusterError`]; [`ClusterError::NotReady`] when the rolled-back workloads
 /// do not become ready.
 pub async fn rollback(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), ClusterError> {
-    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant, ctx.namespace);
-    let name = ctx.tenant.as_str();
+    let (cluster, tenant, ns) = (ctx.cluster, ctx.tenant.tenant, ctx.tenant.namespace);
+    let name = tenant.as_str();
     let history = cluster.release_history(ns, name).await?;
     let good = history.iter().rposition(|r| {
         matches!(

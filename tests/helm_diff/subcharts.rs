@@ -19,7 +19,8 @@ use helm::{Capabilities, Chart, coalesce_values, manifests, process_dependencies
 use serde_json::{Value, json};
 use tenant_worker::plans::PlanCatalog;
 
-use super::{Case, case, compare, fixture, helm, helm_layers, repo, request};
+use super::{Case, case, fixture, helm, helm_layers, repo, request, run_cases_with};
+use crate::support::assert_succeeded;
 
 /// A copy of the fixture chart with its packaged subchart
 /// (`charts/metrics-2.1.0.tgz`, made with `tar czf` as `helm package`
@@ -35,11 +36,7 @@ fn shop_chart(dir: &Path) -> PathBuf {
         .arg("metrics")
         .output()
         .expect("tar runs");
-    assert!(
-        out.status.success(),
-        "tar czf failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "tar czf");
     chart
 }
 
@@ -144,27 +141,7 @@ fn subcharts_render_as_helm_renders_them() {
     upgrade.release.is_upgrade = true;
     cases.push(upgrade);
 
-    let results = helm(&cases.iter().map(request).collect::<Vec<_>>());
-    let mut diffs = Vec::new();
-    for (c, r) in cases.iter().zip(&results) {
-        let theirs: BTreeMap<String, String> = match r.get("ok") {
-            Some(ok) => serde_json::from_value(ok.clone()).expect("a map of rendered templates"),
-            None => {
-                diffs.push(format!("{}: Helm failed: {}", c.name, r["error"]));
-                continue;
-            }
-        };
-        match ours(c) {
-            Ok(mine) => diffs.extend(compare(&c.name, &theirs, &mine)),
-            Err(e) => diffs.push(format!("{}: ours failed where Helm rendered: {e}", c.name)),
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "{} difference(s) from Helm:\n\n{}",
-        diffs.len(),
-        diffs.join("\n\n")
-    );
+    run_cases_with(&cases, ours);
     assert_eq!(cases.len(), 16);
 }
 
@@ -240,11 +217,7 @@ fn render_command_prints_subcharts_as_helm_renders_them() {
         .arg(repo().join("k8s/plans.yaml"))
         .output()
         .expect("tenant-worker runs");
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "render");
     let printed = String::from_utf8(out.stdout).expect("UTF-8 output");
 
     let catalog = PlanCatalog::load(Some(&repo().join("k8s/plans.yaml"))).expect("plans load");

@@ -455,7 +455,7 @@ pub struct RepairedObject {
 }
 
 /// How an object differed from what the tenant's record says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     /// It should exist and did not: created again.
@@ -467,6 +467,9 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// Every drift kind, in declaration order.
+    pub const ALL: &'static [DriftKind] = <Self as strum::VariantArray>::VARIANTS;
+
     /// The wire name: `missing`, `modified` or `unexpected`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -496,7 +499,7 @@ pub struct Rejected {
 }
 
 /// The stable codes of `tenant.rejected`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// The plan is not in the plan catalogue.
@@ -521,6 +524,9 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reject code, in declaration order.
+    pub const ALL: &'static [RejectReason] = <Self as strum::VariantArray>::VARIANTS;
+
     /// The wire code, e.g. `unknown_plan`.
     pub fn as_str(self) -> &'static str {
         match self {
