@@ -705,27 +705,7 @@ fn render_command_prints_what_helm_renders() {
         plan,
         json!({"config": {"GREETING": "hello", "ENABLED": "yes"}}),
     );
-    let r = helm(&[request(&c)]);
-    let theirs: BTreeMap<String, String> =
-        serde_json::from_value(r[0]["ok"].clone()).expect("Helm renders");
-    let mut expected = manifests(&theirs).expect("Helm's output parses");
-    helm::sort_for_install(&mut expected);
-
-    // `helm template` style: a `# Source:` line before each document.
-    let mut printed_docs = Vec::new();
-    for chunk in printed.split("---\n").filter(|d| !d.is_empty()) {
-        let (source, doc) = chunk.split_once('\n').expect("a source line");
-        let template = source
-            .strip_prefix("# Source: ")
-            .expect("starts with # Source:");
-        let parsed = manifests(&BTreeMap::from([(template.to_owned(), doc.to_owned())]))
-            .expect("printed YAML parses");
-        printed_docs.extend(parsed);
-    }
-    assert_eq!(
-        printed_docs, expected,
-        "tenant-worker render prints Helm's objects in install order"
-    );
+    assert_prints_helms_objects(&printed, &c);
     assert!(!printed.contains("NOTES.txt"));
 
     // Bad input: exit code 1, a precise message, nothing on stdout.
@@ -751,5 +731,31 @@ fn render_command_prints_what_helm_renders() {
     assert!(
         err.contains("/image/repository") && err.contains("does not allow"),
         "{err}"
+    );
+}
+
+/// Asserts that `printed` (`tenant-worker render`'s output, `helm template`
+/// style: a `# Source:` line before each document) holds the objects Helm
+/// renders for `c`, in Helm's install order.
+fn assert_prints_helms_objects(printed: &str, c: &Case) {
+    let r = helm(&[request(c)]);
+    let theirs: BTreeMap<String, String> =
+        serde_json::from_value(r[0]["ok"].clone()).expect("Helm renders");
+    let mut expected = manifests(&theirs).expect("Helm's output parses");
+    helm::sort_for_install(&mut expected);
+    let mut printed_docs = Vec::new();
+    for chunk in printed.split("---\n").filter(|d| !d.is_empty()) {
+        let (source, doc) = chunk.split_once('\n').expect("a source line");
+        let template = source
+            .strip_prefix("# Source: ")
+            .expect("starts with # Source:");
+        printed_docs.extend(
+            manifests(&BTreeMap::from([(template.to_owned(), doc.to_owned())]))
+                .expect("printed YAML parses"),
+        );
+    }
+    assert_eq!(
+        printed_docs, expected,
+        "tenant-worker render prints Helm's objects in install order"
     );
 }

@@ -15,11 +15,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use helm::{Capabilities, Chart, coalesce_values, manifests, process_dependencies, render};
+use helm::{Capabilities, Chart, coalesce_values, process_dependencies, render};
 use serde_json::{Value, json};
 use tenant_worker::plans::PlanCatalog;
 
-use super::{Case, case, fixture, helm, helm_layers, repo, request, run_cases_with};
+use super::{
+    Case, assert_prints_helms_objects, case, fixture, helm, helm_layers, repo, request,
+    run_cases_with,
+};
 use crate::support::assert_succeeded;
 
 /// A copy of the fixture chart with its packaged subchart
@@ -229,24 +232,7 @@ fn render_command_prints_subcharts_as_helm_renders_them() {
         plan,
         json!({"database": {"backup": {"enabled": true}}, "tags": {"caching": false}, "cacheB": {"enabled": true}}),
     );
-    let r = helm(&[request(&c)]);
-    let theirs: BTreeMap<String, String> =
-        serde_json::from_value(r[0]["ok"].clone()).expect("Helm renders");
-    let mut expected = manifests(&theirs).expect("Helm's output parses");
-    helm::sort_for_install(&mut expected);
-
-    let mut printed_docs = Vec::new();
-    for chunk in printed.split("---\n").filter(|d| !d.is_empty()) {
-        let (source, doc) = chunk.split_once('\n').expect("a source line");
-        let template = source
-            .strip_prefix("# Source: ")
-            .expect("starts with # Source:");
-        printed_docs.extend(
-            manifests(&BTreeMap::from([(template.to_owned(), doc.to_owned())]))
-                .expect("printed YAML parses"),
-        );
-    }
-    assert_eq!(printed_docs, expected, "Helm's objects in install order");
+    assert_prints_helms_objects(&printed, &c);
     assert!(
         printed.contains("# Source: shop/charts/database/charts/backup/templates/cronjob.yaml")
     );
