@@ -124,16 +124,24 @@ pub enum StepObjects {
     Release,
 }
 
-/// An object that isolates a tenant, built by a step.
+/// An object that isolates a tenant, built by a step. The worker applies
+/// each kind with its typed client, and removes it only when it carries the
+/// tenant's ownership labels.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
 pub enum IsolationObject {
+    /// The tenant's namespace (cluster-scoped; removing it removes all).
     Namespace(Namespace),
+    /// The plan's quota.
     ResourceQuota(ResourceQuota),
+    /// The plan's per-container defaults and ceilings.
     LimitRange(LimitRange),
+    /// The default-deny policy admitting the gateway.
     NetworkPolicy(NetworkPolicy),
+    /// The tenant admins' ServiceAccount.
     ServiceAccount(ServiceAccount),
+    /// What tenant admins may do in the namespace.
     Role(Role),
+    /// The binding of the Role to the admins.
     RoleBinding(RoleBinding),
 }
 
