@@ -10,6 +10,8 @@
 //!
 //! The points:
 //! - `saga.after_apply.<step>`: the step's objects are applied, the log not yet written.
+//! - `release.after_pending_record`: the revision's pending record (its manifest) is
+//!   written, no object of it applied yet.
 //! - `saga.after_compensate.<step>`: the step is undone, the log not yet written.
 //! - `saga.after_delete_namespace`: the namespace deletion is requested.
 //! - `saga.before_publish`: the completion event is decided and logged, not published.

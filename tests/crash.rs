@@ -186,3 +186,67 @@ async fn crash_while_compensating_resumes_the_unwinding() {
     wait_objects(&h.kube(), "phoenix", &[]).await;
     assert!(h.kv("tenant_routes", "phoenix").await.is_none());
 }
+
+/// A saga that dies after its revision's pending record is written is
+/// resumed by installing what the record stores, not a new rendering: the
+/// fixture chart draws a password and a UUID at each render, and the ones
+/// applied are those of the record the first process wrote.
+#[tokio::test]
+async fn a_resumed_release_applies_the_manifest_its_record_stores() {
+    let chart = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/charts/generated-password"
+    );
+    let h = Harness::start_bare(EmbeddedApiConfig::default()).await;
+    let point = "release.after_pending_record";
+    let mut first = h.spawn_worker(WorkerOptions {
+        name: "first",
+        failpoints: Some(&format!("{point}=return")),
+        args: &["--chart", chart],
+    });
+    h.wait_topology().await;
+    let event = requested("phoenix", "standard");
+    h.publish(&event).await;
+    wait_crash(&mut first, point).await;
+
+    let pending = support::cluster::releases(&h.kube(), "phoenix").await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].info.status,
+        tenant_worker::cluster::release_records::ReleaseStatus::PendingInstall
+    );
+    let stored = pending[0].manifest.clone();
+    assert!(stored.contains("kind: Secret"), "{stored}");
+
+    let _second = h.spawn_worker(WorkerOptions {
+        name: "second",
+        failpoints: None,
+        args: &["--chart", chart],
+    });
+    let done = h.completion("phoenix", event.id).await;
+    assert_eq!(done["type"], "tenant.provisioned", "{done:#}");
+    h.wait_idle().await;
+    let after = support::cluster::releases(&h.kube(), "phoenix").await;
+    assert_eq!(after.len(), 1, "the same revision");
+    assert_eq!(
+        after[0].manifest, stored,
+        "the stored manifest, not a new rendering"
+    );
+
+    // What is in the cluster is what the record says.
+    let secret =
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.kube(), "tenant-phoenix")
+            .get("phoenix-db")
+            .await
+            .unwrap();
+    let password = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &password);
+    assert!(stored.contains(&format!("password: {encoded}")), "{stored}");
+    let cm =
+        kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(h.kube(), "tenant-phoenix")
+            .get("phoenix-generated")
+            .await
+            .unwrap();
+    let uuid = cm.data.unwrap()["uuid"].clone();
+    assert!(stored.contains(&format!("uuid: {uuid}")), "{stored}");
+}

@@ -29,6 +29,8 @@ use tenant_worker::plans::PlanCatalog;
 
 use crate::support::assert_succeeded;
 
+#[path = "helm_diff/random.rs"]
+mod random;
 #[path = "helm_diff/shared_maps.rs"]
 mod shared_maps;
 #[path = "helm_diff/subcharts.rs"]
@@ -147,9 +149,20 @@ fn chart_and_values(c: &Case) -> (Chart, Value) {
     (chart, values)
 }
 
+/// `helm template`'s `lookup`: nothing in the cluster.
+fn offline() -> std::sync::Arc<dyn helm::Lookup> {
+    std::sync::Arc::new(helm::Offline)
+}
+
 fn ours(c: &Case) -> Result<BTreeMap<String, String>, RenderError> {
     let (chart, values) = chart_and_values(c);
-    render(&chart, &values, &c.release, &Capabilities::default())
+    render(
+        &chart,
+        &values,
+        &c.release,
+        &Capabilities::default(),
+        offline(),
+    )
 }
 
 fn is_yaml(template: &str) -> bool {
@@ -450,8 +463,14 @@ fn render_repeatedly(c: &Case, want: &BTreeMap<String, String>, threads: usize, 
         for _ in 0..threads {
             s.spawn(|| {
                 for run in 0..runs {
-                    let got = render(&chart, &values, &c.release, &Capabilities::default())
-                        .unwrap_or_else(|e| panic!("{}: run {run} failed: {e}", c.name));
+                    let got = render(
+                        &chart,
+                        &values,
+                        &c.release,
+                        &Capabilities::default(),
+                        offline(),
+                    )
+                    .unwrap_or_else(|e| panic!("{}: run {run} failed: {e}", c.name));
                     if &got != want {
                         let diffs = compare(&c.name, want, &got);
                         panic!(

@@ -367,3 +367,67 @@ async fn a_frozen_api_server_delays_a_burst_but_every_tenant_converges_once() {
         }
     }
 }
+
+/// The password of the tenant's `<tenant>-db` Secret (fixture chart
+/// `generated-password`), as the administrator reads it.
+async fn db_password(rc: &RealCluster, tenant: &str) -> String {
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        rc.admin.clone(),
+        &format!("tenant-{tenant}"),
+    )
+    .get(&format!("{tenant}-db"))
+    .await
+    .expect("the password Secret");
+    String::from_utf8(secret.data.expect("data")["password"].0.clone()).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn a_password_generated_at_install_is_kept_by_lookup_through_three_upgrades() {
+    let rc = RealCluster::start().await;
+    let worker = rc
+        .spawn_worker(
+            "w1",
+            None,
+            &["--chart", "tests/fixtures/charts/generated-password"],
+        )
+        .await;
+    let tenant = rc.tenant("keeper");
+    let req = requested(&tenant, "free");
+    rc.publish(&req).await;
+    let done = completion(&rc, &tenant, req.id).await;
+    assert_eq!(
+        done["type"],
+        "tenant.provisioned",
+        "{done:#}\n{}",
+        worker.log_text()
+    );
+    let password = db_password(&rc, &tenant).await;
+    assert_eq!(password.len(), 24, "{password}");
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+
+    for (revision, version) in [(2, "1.1.0"), (3, "1.2.0"), (4, "1.3.0")] {
+        let up = upgrade_with(&tenant, None, Some(version), None);
+        rc.publish(&up).await;
+        let done = completion(&rc, &tenant, up.id).await;
+        assert_eq!(
+            done["type"],
+            "tenant.upgrade_completed",
+            "{done:#}\n{}",
+            worker.log_text()
+        );
+        assert_eq!(done["data"]["release_revision"], revision);
+        assert_eq!(
+            db_password(&rc, &tenant).await,
+            password,
+            "revision {revision}"
+        );
+    }
+    let history = releases(&rc.admin, &tenant).await;
+    let statuses: Vec<_> = history.iter().map(|r| (r.version, r.info.status)).collect();
+    assert_eq!(
+        statuses.last(),
+        Some(&(4, ReleaseStatus::Deployed)),
+        "{statuses:?}"
+    );
+    rc.wait_idle().await;
+}

@@ -521,3 +521,83 @@ async fn a_record_replaced_between_the_two_writes_is_not_overwritten() {
     );
     assert_eq!(after.labels(), before.labels());
 }
+
+/// The password of the tenant's `<tenant>-db` Secret (fixture chart
+/// `generated-password`).
+async fn db_password(h: &Harness, tenant: &str) -> String {
+    let secret = Api::<Secret>::namespaced(h.kube(), &format!("tenant-{tenant}"))
+        .get(&format!("{tenant}-db"))
+        .await
+        .unwrap();
+    let bytes = secret.data.unwrap()["password"].0.clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// The fixture chart with a password kept by `lookup`, else `randAlphaNum`.
+pub(crate) fn generated_password_chart() -> Chart {
+    Chart::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/charts/generated-password"),
+    )
+    .expect("fixture chart loads")
+}
+
+#[tokio::test]
+async fn a_generated_password_is_kept_across_upgrades_by_lookup() {
+    let h = Harness::start_with(
+        |s| s.chart = Arc::new(generated_password_chart()),
+        EmbeddedApiConfig::default(),
+    )
+    .await;
+    let req = request_with("keeper", "standard", Some("1.0.0"), json!({}));
+    h.publish(&req).await;
+    let done = h.completion("keeper", req.id).await;
+    assert_eq!(done["type"], "tenant.provisioned", "{done:#}");
+    let password = db_password(&h, "keeper").await;
+    assert_eq!(password.len(), 24);
+    assert!(
+        password.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{password}"
+    );
+    let generated = |h: &Harness| {
+        let kube = h.kube();
+        async move {
+            Api::<ConfigMap>::namespaced(kube, "tenant-keeper")
+                .get("keeper-generated")
+                .await
+                .unwrap()
+                .data
+                .unwrap()
+        }
+    };
+    let mut uuids = vec![generated(&h).await["uuid"].clone()];
+
+    for (revision, version) in [(2, "1.1.0"), (3, "1.2.0"), (4, "1.3.0")] {
+        let up = upgrade_with("keeper", None, Some(version), None);
+        h.publish(&up).await;
+        let done = h.completion("keeper", up.id).await;
+        assert_eq!(done["type"], "tenant.upgrade_completed", "{done:#}");
+        assert_eq!(done["data"]["release_revision"], revision);
+        assert_eq!(
+            db_password(&h, "keeper").await,
+            password,
+            "revision {revision}"
+        );
+        let data = generated(&h).await;
+        assert_eq!(data["version"], version);
+        // What is not looked up is drawn anew at each revision, as in Helm.
+        assert!(!uuids.contains(&data["uuid"]), "{data:?}");
+        uuids.push(data["uuid"].clone());
+    }
+    // Every record's manifest holds the one password.
+    h.wait_idle().await;
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &password);
+    for r in releases(&h.kube(), "keeper").await {
+        assert!(
+            r.manifest.contains(&format!("password: {encoded}")),
+            "revision {}: {}",
+            r.version,
+            r.manifest
+        );
+    }
+}

@@ -97,7 +97,13 @@ fn our_times(chart_dir: &std::path::Path, runs: usize) -> BenchResult<Samples> {
     let mut times = Vec::with_capacity(runs);
     for run in 0..=runs {
         let start = Instant::now();
-        render(&chart, &values, &release, &caps)?;
+        render(
+            &chart,
+            &values,
+            &release,
+            &caps,
+            std::sync::Arc::new(helm::Offline),
+        )?;
         if run > 0 {
             times.push(start.elapsed());
         }

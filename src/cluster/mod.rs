@@ -7,6 +7,7 @@
 pub mod capabilities;
 pub mod drift;
 pub mod dynamic;
+pub mod lookup;
 pub mod readiness;
 pub mod release_records;
 

@@ -122,8 +122,12 @@ pub fn output(args: &RenderArgs, caps: &Capabilities) -> Result<String, Error> {
     };
     check_kube_version(&chart.metadata, &caps.kube_version)
         .map_err(|e| Error::Setup(format!("--chart {}: {e}", args.chart.display())))?;
-    // The chart with the subcharts the values enable, as `helm template`.
-    let rendered = render(&values.chart, &values.values, &release, caps)
+    // The chart with the subcharts the values enable, as `helm template`:
+    // offline, so `lookup` finds nothing, even with --kubeconfig (which
+    // gives the cluster's capabilities only, as `helm template
+    // --kube-version` would).
+    let offline = std::sync::Arc::new(helm::Offline);
+    let rendered = render(&values.chart, &values.values, &release, caps, offline)
         .map_err(|e| Error::Setup(e.to_string()))?;
     let docs = documents(&rendered).map_err(|e| Error::Setup(e.to_string()))?;
     // As `helm template` prints them: the manifests in install order, then

@@ -2,15 +2,21 @@
 //! defaults < plan values < the event's values, restricted to what the plan
 //! lets events override, checked against the chart's schema), the chart's
 //! `kubeVersion` against the cluster's, the rendering with the cluster's
-//! capabilities, and the isolation check of every rendered object. Whatever
-//! is wrong here is the request's fault and is answered with
-//! `tenant.rejected`; nothing has been changed yet.
+//! capabilities and `lookup` reading the tenant's namespace, and the
+//! isolation check of every rendered object. Whatever is wrong here is the
+//! request's fault and is answered with `tenant.rejected`; nothing has been
+//! changed yet. A resumed saga whose revision is already recorded installs
+//! the record's objects instead (see `render_once`).
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::engine::Engine;
+use super::render_once;
 use crate::cluster::ClusterError;
 use crate::cluster::dynamic::ObjectRef;
+use crate::cluster::lookup::ClusterLookup;
 use crate::cluster::release_records::Release;
 use crate::contract::{RejectReason, Rejected, TenantId};
 use crate::error::Error;
@@ -47,17 +53,43 @@ fn rejected(reason: RejectReason, message: String) -> Rejected {
 }
 
 impl Engine {
-    /// Renders and checks the release of `req`.
+    /// Renders and checks the release of `req`; for a revision this saga
+    /// has recorded already (pending), checks the record's objects instead of
+    /// rendering again.
     ///
     /// # Errors
     /// `Ok(Err(rejected))` for a request that cannot be installed (values,
     /// a chart whose `kubeVersion` the cluster does not meet, rendering,
     /// isolation); `Err` only for a transient cluster error while reading the
-    /// cluster's capabilities or discovering kinds.
+    /// cluster's capabilities, discovering kinds or in a `lookup`.
     pub(super) async fn prepare_release(
         &self,
         req: ReleaseRequest<'_>,
     ) -> Result<Result<ReleaseSpec, Rejected>, Error> {
+        if let Some(record) = render_once::stored_revision(&req) {
+            let entries = match render_once::manifest_entries(&record.manifest) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    return Ok(Err(rejected(
+                        RejectReason::RenderFailed,
+                        format!("the recorded revision {}: {e}", record.version),
+                    )));
+                }
+            };
+            let record = record.clone();
+            let mut objects = Vec::with_capacity(entries.len());
+            for (template, mut object) in entries {
+                if let Some(refused) = self.isolation_problem(&req, &object).await? {
+                    return Ok(Err(rejected(
+                        RejectReason::ForbiddenObject,
+                        format!("{refused} ({template})"),
+                    )));
+                }
+                self.label_as_ours(&req, &mut object);
+                objects.push((template, object));
+            }
+            return Ok(Ok(render_once::spec_of(req, &record, objects)));
+        }
         let chart = &self.chart;
         let caps = self.cluster.capabilities().await?;
         let values = match release_values(
@@ -90,10 +122,35 @@ impl Engine {
             is_upgrade: req.is_upgrade,
         };
         // The chart with the subcharts these values enable: every enabled
-        // chart's objects go through the same checks below.
-        let rendered = match render(&values.chart, &values.values, &info, &caps) {
+        // chart's objects go through the same checks below. Rendered off the
+        // runtime's threads: `lookup` blocks the rendering thread on the
+        // runtime while it reads the cluster (see `ClusterLookup`).
+        let lookup = Arc::new(ClusterLookup::new(
+            self.cluster.clone(),
+            req.namespace.to_owned(),
+        ));
+        let (values, rendered) = {
+            let (info, caps, lookup) = (info.clone(), caps.clone(), lookup.clone());
+            tokio::task::spawn_blocking(move || {
+                let rendered = render(&values.chart, &values.values, &info, &caps, lookup);
+                (values, rendered)
+            })
+            .await
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Only a runtime shutting down cancels a blocking task.
+                Err(_) => Error::Interrupted,
+            })?
+        };
+        let rendered = match rendered {
             Ok(rendered) => rendered,
-            Err(e) => return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string()))),
+            Err(e) => {
+                // A lookup that failed for a while is retried, not the request's fault.
+                if let Some(transient) = lookup.transient_failure() {
+                    return Err(transient.into());
+                }
+                return Ok(Err(rejected(RejectReason::RenderFailed, e.to_string())));
+            }
         };
         // As `helm install`: the top chart's notes only, not a subchart's.
         let notes = rendered

@@ -28,6 +28,7 @@ use crate::cluster::ClusterError;
 use crate::cluster::dynamic::ObjectRef;
 use crate::cluster::readiness::{Readiness, judge_object};
 use crate::cluster::release_records::{Release, ReleaseInfo, ReleaseStatus};
+use crate::failpoint::crash_point;
 
 /// How often readiness is polled while waiting.
 const READINESS_POLL: Duration = Duration::from_millis(250);
@@ -132,6 +133,7 @@ pub async fn apply(ctx: &StepContext<'_>, spec: &ReleaseSpec) -> Result<(), Clus
         namespace: ns.to_owned(),
     };
     let written = cluster.write_release(tenant, &record, None).await?;
+    crash_point("release.after_pending_record");
     // What the apply returns holds the status: a workload already ready there
     // (unchanged, or readied at once) needs no read to wait for it.
     let (mut wanted, mut unready) = (BTreeSet::new(), BTreeSet::new());

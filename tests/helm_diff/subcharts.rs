@@ -65,7 +65,14 @@ fn ours(c: &Case) -> Result<BTreeMap<String, String>, String> {
     let chart = process_dependencies(&chart, &user).map_err(|e| e.to_string())?;
     let values = coalesce_values(&chart, &user).map_err(|e| e.to_string())?;
     helm::validate_chart_values(&chart, &values).map_err(|e| e.to_string())?;
-    render(&chart, &values, &c.release, &Capabilities::default()).map_err(|e| e.to_string())
+    render(
+        &chart,
+        &values,
+        &c.release,
+        &Capabilities::default(),
+        std::sync::Arc::new(helm::Offline),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn shop_case(chart: &Path, name: &str, values: Value) -> Case {

@@ -24,6 +24,7 @@ pub(crate) mod functions;
 pub(crate) mod gofmt;
 pub(crate) mod gojson;
 pub(crate) mod goyaml;
+pub mod lookup;
 pub(crate) mod maps;
 pub(crate) mod objects;
 mod rewrite;
@@ -32,6 +33,7 @@ mod source;
 pub(crate) mod state;
 
 pub use budget::RenderBudget;
+pub use lookup::{Lookup, Offline};
 use objects::{Kind, Objects};
 use rewrite::{ParseError, Rewriter};
 use state::{Failure, State};
@@ -307,9 +309,16 @@ pub(crate) fn stack_used() -> usize {
 /// `helm install` does (a loaded chart holds every subchart under
 /// `charts/`, enabled or not, under its chart name).
 ///
+/// `lookup` is what the `lookup` function reads: [`Offline`] finds nothing,
+/// as `helm template`; an implementation that reads a cluster makes this
+/// `helm install`'s rendering. The nondeterministic functions (`randAlphaNum`,
+/// `uuidv4`, ...) give a new result at each render, as in Helm: a release is
+/// rendered once per revision and what was rendered is what is stored.
+///
 /// Renders on a dedicated thread (deep `include` recursion needs stack), so
-/// call it from blocking code (`spawn_blocking` in async code). Spends at
-/// most the default [`RenderBudget`]; see [`render_within`].
+/// call it from blocking code (`spawn_blocking` in async code; a [`Lookup`]
+/// that blocks on an async runtime needs that). Spends at most the default
+/// [`RenderBudget`]; see [`render_within`].
 ///
 /// # Errors
 /// The first template that does not parse (all are parsed before any runs),
@@ -319,8 +328,16 @@ pub fn render(
     values: &serde_json::Value,
     release: &ReleaseInfo,
     caps: &Capabilities,
+    lookup: Arc<dyn Lookup>,
 ) -> Result<BTreeMap<String, String>, RenderError> {
-    render_within(chart, values, release, caps, RenderBudget::default())
+    render_within(
+        chart,
+        values,
+        release,
+        caps,
+        lookup,
+        RenderBudget::default(),
+    )
 }
 
 /// [`render`] within `budget`: a chart that would spend more time or output
@@ -334,13 +351,16 @@ pub fn render_within(
     values: &serde_json::Value,
     release: &ReleaseInfo,
     caps: &Capabilities,
+    lookup: Arc<dyn Lookup>,
     budget: RenderBudget,
 ) -> Result<BTreeMap<String, String>, RenderError> {
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("chart-render".into())
             .stack_size(RENDER_STACK)
-            .spawn_scoped(scope, || render_here(chart, values, release, caps, budget))
+            .spawn_scoped(scope, || {
+                render_here(chart, values, release, caps, lookup, budget)
+            })
             .map_err(|e| {
                 RenderError::unlocated(
                     &chart.metadata.name,
@@ -609,6 +629,7 @@ fn render_here(
     values: &serde_json::Value,
     release: &ReleaseInfo,
     caps: &Capabilities,
+    lookup: Arc<dyn Lookup>,
     budget: RenderBudget,
 ) -> Result<BTreeMap<String, String>, RenderError> {
     STACK_TOP.with(|t| t.set(stack_address()));
@@ -636,7 +657,7 @@ fn render_here(
         &mut scopes,
         &mut sources,
     );
-    let state = Arc::new(State::new(objects, budget));
+    let state = Arc::new(State::new(objects, budget, lookup));
 
     let mut order: Vec<&str> = sources.keys().map(String::as_str).collect();
     parse_order(&mut order);

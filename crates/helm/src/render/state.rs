@@ -105,6 +105,8 @@ pub(crate) struct State {
     template: RwLock<Option<Arc<gotmpl::Template>>>,
     failure: Mutex<Option<Failure>>,
     includes: Mutex<HashMap<String, usize>>,
+    /// What `lookup` reads.
+    pub lookup: Arc<dyn super::Lookup>,
 }
 
 /// Helm's limit on nested `include`s of one template name.
@@ -116,7 +118,11 @@ fn internal_error() -> TemplateError {
 }
 
 impl State {
-    pub(crate) fn new(objects: Objects, budget: RenderBudget) -> Self {
+    pub(crate) fn new(
+        objects: Objects,
+        budget: RenderBudget,
+        lookup: Arc<dyn super::Lookup>,
+    ) -> Self {
         State {
             objects,
             maps: MapOverlay::default(),
@@ -125,6 +131,7 @@ impl State {
             template: RwLock::new(None),
             failure: Mutex::new(None),
             includes: Mutex::new(HashMap::new()),
+            lookup,
         }
     }
 

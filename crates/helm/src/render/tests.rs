@@ -11,8 +11,17 @@ use serde_json::json;
 use super::{Capabilities, ReleaseInfo, RenderErrorKind, render};
 use crate::Chart;
 
-/// Renders `template` (as `t/templates/x.txt`) with `values`.
+/// Renders `template` (as `t/templates/x.txt`) with `values`, offline.
 fn try_render(template: &str, values: serde_json::Value) -> Result<String, super::RenderError> {
+    try_render_with(template, values, std::sync::Arc::new(super::Offline))
+}
+
+/// [`try_render`] with `lookup` reading a cluster.
+fn try_render_with(
+    template: &str,
+    values: serde_json::Value,
+    lookup: std::sync::Arc<dyn super::Lookup>,
+) -> Result<String, super::RenderError> {
     let dir = tempfile::tempdir().unwrap();
     let write = |rel: &str, text: &str| {
         let p = dir.path().join(rel);
@@ -37,7 +46,7 @@ fn try_render(template: &str, values: serde_json::Value) -> Result<String, super
         is_install: false,
         is_upgrade: true,
     };
-    let out = render(&chart, &values, &release, &Capabilities::default())?;
+    let out = render(&chart, &values, &release, &Capabilities::default(), lookup)?;
     Ok(out["t/templates/x.txt"].clone())
 }
 
@@ -387,6 +396,7 @@ fn render_budgeted(
         &json!({}),
         &release,
         &Capabilities::default(),
+        std::sync::Arc::new(super::Offline),
         budget,
     )
     .map(|mut m| m.remove("t/templates/x.txt").unwrap_or_default());
@@ -444,4 +454,92 @@ fn a_chart_that_would_render_for_ever_or_explode_is_stopped_where_it_was() {
         budget,
     );
     assert_eq!(out.unwrap(), "x".repeat(100));
+}
+
+/// A cluster whose namespace `ns` holds the Secret `db` (password `kept`),
+/// and where reading ConfigMaps fails.
+struct OneSecret;
+
+impl super::Lookup for OneSecret {
+    fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "ns", "generation": 2},
+            "data": {"password": "a2VwdA=="}});
+        let found = match (api_version, kind, namespace, name) {
+            (_, "ConfigMap", _, _) => return Err("configmaps is forbidden".into()),
+            ("v1", "Secret", "ns", "db") => secret,
+            ("v1", "Secret", "ns", "") => json!({"apiVersion": "v1", "kind": "SecretList",
+                "metadata": {"resourceVersion": "7"}, "items": [secret]}),
+            _ => json!({}),
+        };
+        Ok(found.as_object().cloned().unwrap_or_default())
+    }
+}
+
+/// The pattern charts use to keep a generated password across upgrades.
+const KEEP_OR_GENERATE: &str = r#"{{- $s := lookup "v1" "Secret" .Release.Namespace "db" -}}
+{{- if $s }}{{ index $s.data "password" | b64dec }}{{ else }}{{ randAlphaNum 24 }}{{ end }}"#;
+
+#[test]
+fn lookup_reads_what_the_render_is_given() {
+    let cluster = || std::sync::Arc::new(OneSecret) as std::sync::Arc<dyn super::Lookup>;
+    assert_eq!(
+        try_render_with(KEEP_OR_GENERATE, json!({}), cluster()).unwrap(),
+        "kept"
+    );
+    let fresh = try_render(KEEP_OR_GENERATE, json!({})).unwrap();
+    assert_eq!(fresh.len(), 24);
+    assert!(fresh.chars().all(|c| c.is_ascii_alphanumeric()), "{fresh}");
+    assert_ne!(fresh, try_render(KEEP_OR_GENERATE, json!({})).unwrap());
+
+    // A list, numbers, and a lookup elsewhere finding nothing.
+    let t = r#"{{ (lookup "v1" "Secret" "ns" "").items | len }} {{ (lookup "v1" "Secret" "ns" "").kind }} {{ (lookup "v1" "Secret" "ns" "db").metadata.generation | add1 }} {{ lookup "v1" "Secret" "other" "db" | len }}"#;
+    assert_eq!(
+        try_render_with(t, json!({}), cluster()).unwrap(),
+        "1 SecretList 3 0"
+    );
+    // Offline (`helm template`): an empty map, whatever is asked.
+    assert_eq!(
+        r(
+            r#"{{ lookup "v1" "Secret" "ns" "db" | len }} {{ lookup "v1" "Secret" "" "" | kindOf }}"#
+        ),
+        "0 map"
+    );
+
+    let e = try_render_with(
+        r#"{{ lookup "v1" "ConfigMap" "ns" "c" }}"#,
+        json!({}),
+        cluster(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("error calling lookup: configmaps is forbidden"),
+        "{e}"
+    );
+}
+
+#[test]
+fn random_functions_render_sprig_shapes() {
+    let t = "{{ randAlphaNum 12 | len }} {{ randAlpha 3 | len }} {{ randNumeric 0 }}|{{ randAscii 5 | len }} {{ randInt 3 4 }} {{ uuidv4 | len }} {{ randBytes 6 | len }} {{ shuffle \"aab\" | len }}";
+    assert_eq!(r(t), "12 3 |5 3 36 8 3");
+    let digits = r("{{ randNumeric 40 }}");
+    assert!(digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_digit()));
+    let letters = r("{{ randAlpha 40 }}");
+    assert!(letters.len() == 40 && letters.bytes().all(|b| b.is_ascii_alphabetic()));
+    let mut sorted: Vec<char> = r("{{ shuffle \"hello\" }}").chars().collect();
+    sorted.sort_unstable();
+    assert_eq!(sorted.into_iter().collect::<String>(), "ehllo");
+    // Go's panics, as template errors.
+    let e = try_render("{{ randInt 5 5 }}", json!({})).unwrap_err();
+    assert!(e.message.contains("invalid argument to Intn"), "{e}");
+    // Go's types: a float is not an int.
+    let e = try_render("{{ randAlphaNum 2.5 }}", json!({})).unwrap_err();
+    assert_eq!(e.message, "expected integer; found 2.5");
 }

@@ -1,12 +1,11 @@
 //! Helm's own functions (`include`, `tpl`, `required`, `fail`, `lookup`),
-//! and the Sprig and Helm functions this renderer refuses: they give a
-//! different result at each render (time, randomness, new keys and
-//! certificates) or reach outside the chart, and a release must render the
-//! same way every time it is rendered.
+//! and the Sprig and Helm functions this renderer refuses (yet): the clock,
+//! new keys and certificates, password hashes, the network. Randomness is
+//! in `random`.
 
 use gotmpl::Value;
 
-use super::{Cx, FnError, FnResult, P, map_value, s, spec, str_arg};
+use super::{Cx, FnError, FnResult, P, s, spec, str_arg};
 
 pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("include", &[P::Str, P::Any], None, include).shallow(),
@@ -20,10 +19,27 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
     spec("fail", &[P::Str], None, |_, a| {
         Err(FnError::Helm(str_arg(&a[0]).to_owned()))
     }),
-    // `helm template` has no cluster: lookups find nothing.
-    spec("lookup", &[P::Str, P::Str, P::Str, P::Str], None, |_, _| {
-        Ok(map_value(Default::default()))
-    }),
+    // What the render's `Lookup` finds (`helm template`'s finds nothing).
+    spec(
+        "lookup",
+        &[P::Str, P::Str, P::Str, P::Str],
+        None,
+        |cx, a| {
+            let found = cx
+                .state
+                .lookup
+                .lookup(
+                    str_arg(&a[0]),
+                    str_arg(&a[1]),
+                    str_arg(&a[2]),
+                    str_arg(&a[3]),
+                )
+                .map_err(FnError::Call)?;
+            Ok(crate::render::lookup::to_template_value(
+                &serde_json::Value::Object(found),
+            ))
+        },
+    ),
     nondeterministic("now"),
     nondeterministic("date"),
     nondeterministic("dateInZone"),
@@ -38,14 +54,6 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
     nondeterministic("mustToDate"),
     nondeterministic("unixEpoch"),
     nondeterministic("ago"),
-    nondeterministic("randAlphaNum"),
-    nondeterministic("randAlpha"),
-    nondeterministic("randAscii"),
-    nondeterministic("randNumeric"),
-    nondeterministic("randBytes"),
-    nondeterministic("randInt"),
-    nondeterministic("shuffle"),
-    nondeterministic("uuidv4"),
     nondeterministic("genCA"),
     nondeterministic("genCAWithKey"),
     nondeterministic("genSelfSignedCert"),
@@ -79,13 +87,13 @@ fn called_name(cx: &Cx<'_>) -> &'static str {
     }
 }
 
-/// A function whose result changes from render to render: refused when a
-/// template calls it (a template that only mentions it still parses, as in
-/// Helm).
+/// A function of the clock, new keys and certificates, password hashes or
+/// the network, not implemented yet: refused when a template calls it (a
+/// template that only mentions it still parses, as in Helm).
 const fn nondeterministic(name: &'static str) -> super::FuncSpec {
     spec(name, &[], Some(P::Any), |cx, _| {
         Err(FnError::Call(format!(
-            "function {:?} is not supported by tenant-worker: a release must render the same way every time, without the clock, randomness, new keys or the network",
+            "function {:?} is not supported by tenant-worker's chart renderer yet (the clock, new keys and certificates, password hashes and the network are not implemented)",
             called_name(cx)
         )))
     })

@@ -20,6 +20,7 @@ mod encoding;
 mod helm;
 mod lists;
 mod math;
+mod random;
 mod regex_semver;
 mod strings;
 mod types;
@@ -125,6 +126,7 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static FuncSpec>> = LazyLock::
         lists::FUNCS,
         dicts::FUNCS,
         math::FUNCS,
+        random::FUNCS,
         regex_semver::FUNCS,
         types::FUNCS,
         encoding::FUNCS,
@@ -366,6 +368,7 @@ mod tests {
             lists::FUNCS,
             dicts::FUNCS,
             math::FUNCS,
+            random::FUNCS,
             regex_semver::FUNCS,
             types::FUNCS,
             encoding::FUNCS,
