@@ -488,6 +488,34 @@ async fn render_with_a_kubeconfig_uses_the_clusters_capabilities() {
     );
 }
 
+/// `render` is `helm template`: `lookup` finds nothing, so the chart
+/// generates its password, and random functions draw anew at each run.
+#[tokio::test]
+async fn render_draws_random_values_and_looks_up_nothing_as_helm_template_does() {
+    let chart = fixture_chart("generated-password");
+    let password = |out: &Output| {
+        let text = stdout(out);
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("password: "))
+            .unwrap_or_else(|| panic!("a password in {text}"))
+            .to_owned();
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, line)
+            .expect("base64");
+        String::from_utf8(bytes).expect("UTF-8")
+    };
+    let first = render(&["acme", "--chart", &chart]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = render(&["acme", "--chart", &chart]).await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    let (a, b) = (password(&first), password(&second));
+    assert!(
+        a.len() == 24 && a.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{a}"
+    );
+    assert_ne!(a, b, "a new password at each run");
+}
+
 /// A reader that stops after a few bytes (`| head -c 64`) ends the command
 /// quietly: no panic, no backtrace, exit status 0.
 #[test]
