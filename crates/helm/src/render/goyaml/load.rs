@@ -2,12 +2,14 @@
 //! resolves plain scalars with YAML 1.1 rules (`yes`, `on`, `0x1F`, `0755`,
 //! `1_000` are not strings there) and then converts the document to JSON.
 //!
-//! `granit-parser` does the syntax (it reports the scalar style, so quoted
-//! `"yes"` stays a string); this module does go-yaml's resolution, anchors and
-//! `<<` merge keys, and the JSON conversion.
+//! libyaml does the syntax ([`super::libyaml`] says why libyaml); this
+//! module reads its events as go-yaml v2's `Unmarshal` does: the first
+//! document only (what follows it is never parsed, so text after it cannot
+//! fail), a `%YAML` directive other than 1.1 refused, anchors, `<<` merge
+//! keys, go-yaml's resolution of scalars, and the JSON conversion.
 
-use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError};
-
+use super::compat;
+use super::libyaml::{self, Event, Mark, Parser, Stage, Style};
 use super::resolve::{Resolved, resolve_plain};
 
 /// A YAML node after go-yaml's resolution.
@@ -24,7 +26,8 @@ pub(crate) enum Node {
     Map(Vec<(Node, Node)>),
 }
 
-/// A document that cannot be read, with the 1-based position of the problem.
+/// A document that cannot be read: go-yaml's message, with the line go-yaml
+/// names (`0` when its message names none) and the 1-based column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct YamlError {
     pub line: usize,
@@ -34,6 +37,9 @@ pub(crate) struct YamlError {
 
 impl std::fmt::Display for YamlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            return f.write_str(&self.message);
+        }
         write!(
             f,
             "line {}, column {}: {}",
@@ -42,126 +48,309 @@ impl std::fmt::Display for YamlError {
     }
 }
 
-impl From<ScanError> for YamlError {
-    fn from(e: ScanError) -> Self {
+impl From<libyaml::Error> for YamlError {
+    /// go-yaml v2's `parser.fail`: the problem's line, counted from 1 for
+    /// the scanner's problems but from 0 for the parser's (go-yaml adds one
+    /// to the scanner's only); the context's line when the problem is on
+    /// the first line; none when both are on the first line.
+    fn from(e: libyaml::Error) -> Self {
+        let line = if e.problem_mark.line != 0 {
+            e.problem_mark.line + u64::from(e.stage == Stage::Scanner)
+        } else {
+            e.context_mark.line
+        };
         Self {
-            line: e.marker().line().max(1),
-            column: e.marker().col() + 1,
-            message: e.info(),
+            line: usize::try_from(line).unwrap_or(usize::MAX),
+            column: usize::try_from(e.problem_mark.column + 1).unwrap_or(usize::MAX),
+            message: e.problem,
         }
     }
 }
 
-/// One item of the node being built: a collection waiting for its children.
+impl YamlError {
+    /// An error of go-yaml's decoder (`failf`), which names no line.
+    fn decoding(message: String) -> Self {
+        Self {
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
+/// One item of the node being built: a collection waiting for its children
+/// (with the anchor it will be recorded under).
 enum Frame {
-    Seq(Vec<Node>, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, usize),
+    Seq(Vec<Node>, Option<String>),
+    Map(Vec<(Node, Node)>, Option<Node>, Option<String>),
 }
 
 /// The key go-yaml treats as a merge (`<<` written plain).
 const MERGE_KEY: &str = "\u{0}<<merge>>";
 
-/// Parses every document of `text`. An empty stream gives no document; an
-/// empty document (`---` alone) gives [`Node::Null`].
+/// The first document of `text`, or `None` when the text holds none or it
+/// is empty, as go-yaml v2's `Unmarshal` reads it: only as far as the end
+/// of that document.
+pub(crate) fn load_first(text: &str) -> Result<Option<Node>, YamlError> {
+    // go-yaml gives libyaml a line break for an empty input.
+    let text = if text.is_empty() { "\n" } else { text };
+    let text = compat::prepare(text);
+    let mut parser = Parser::new(text.as_bytes());
+    Ok(next_document(&mut parser, &text)?.filter(|n| *n != Node::Null))
+}
+
+/// Every document of `text` (an empty one as [`Node::Null`]).
+#[cfg(test)]
 pub(crate) fn load_all(text: &str) -> Result<Vec<Node>, YamlError> {
-    let mut options = Options::default();
-    options.emit_comments = false;
-    // libyaml (and so go-yaml) adds no line feed after a block scalar that
-    // ends the input without one.
-    options.block_scalar_eof_without_line_feed = true;
-    let mut parser = Parser::new_from_str_with_options(text, options);
+    let text = compat::prepare(text);
+    let mut parser = Parser::new(text.as_bytes());
     let mut docs = Vec::new();
+    while let Some(doc) = next_document(&mut parser, &text)? {
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// Anchors of the document being read, in the order they were set: a
+/// collection's anchor is set (as `None`) when the collection starts, as
+/// go-yaml records it, and gets its value when the collection ends.
+#[derive(Default)]
+struct Anchors {
+    set: Vec<(String, Option<Node>)>,
+    /// Nodes built so far, and how many of them came from aliases: go-yaml
+    /// v2 refuses a document whose nodes come mostly from aliases.
+    decoded: usize,
+    aliased: usize,
+}
+
+impl Anchors {
+    /// Records a collection's anchor as it starts.
+    fn open(&mut self, name: Option<String>) -> Option<String> {
+        if let Some(n) = &name {
+            self.set.push((n.clone(), None));
+        }
+        name
+    }
+
+    /// Gives the collection that ends its anchor's value.
+    fn close(&mut self, name: Option<String>, node: &Node) {
+        let Some(name) = name else { return };
+        if let Some(slot) = self
+            .set
+            .iter_mut()
+            .rev()
+            .find(|(n, v)| *n == name && v.is_none())
+        {
+            slot.1 = Some(node.clone());
+        }
+    }
+
+    /// The node an alias names, as go-yaml v2's decoder refuses it.
+    fn alias(&mut self, name: &str) -> Result<Node, YamlError> {
+        let node = match self.set.iter().rev().find(|(n, _)| n == name) {
+            None => {
+                return Err(YamlError::decoding(format!(
+                    "unknown anchor '{name}' referenced"
+                )));
+            }
+            Some((_, None)) => {
+                return Err(YamlError::decoding(format!(
+                    "anchor '{name}' value contains itself"
+                )));
+            }
+            Some((_, Some(node))) => node,
+        };
+        let size = node_count(node);
+        self.decoded += size + 1;
+        self.aliased += size;
+        if self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed_alias_ratio(self.decoded)
+        {
+            return Err(YamlError::decoding(
+                "document contains excessive aliasing".into(),
+            ));
+        }
+        Ok(node.clone())
+    }
+}
+
+/// go-yaml v2's `allowedAliasRatio`: 99% of a small document's nodes may
+/// come from aliases, 10% of a very large one's.
+fn allowed_alias_ratio(decoded: usize) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let d = decoded as f64;
+    if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((d - LOW) / (HIGH - LOW))
+    }
+}
+
+fn node_count(node: &Node) -> usize {
+    match node {
+        Node::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Node::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_count(k) + node_count(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// Reads the parser's next document: `None` at the end of the stream.
+/// `text` is what the parser reads.
+fn next_document(parser: &mut Parser<'_>, text: &str) -> Result<Option<Node>, YamlError> {
+    loop {
+        match parser.next()?.0 {
+            Event::StreamStart => continue,
+            Event::StreamEnd => return Ok(None),
+            Event::DocumentStart { version } => {
+                // go-yaml v2 knows YAML 1.1 only (libyaml 0.2.5 also
+                // takes 1.2).
+                if version.is_some_and(|v| v != (1, 1)) {
+                    return Err(YamlError::decoding(
+                        "found incompatible YAML document".into(),
+                    ));
+                }
+                break;
+            }
+            other => {
+                return Err(YamlError::decoding(format!(
+                    "unexpected YAML event {other:?}"
+                )));
+            }
+        }
+    }
+    let root = document_root(parser, text)?;
+    match parser.next()?.0 {
+        Event::DocumentEnd => Ok(Some(root)),
+        other => Err(YamlError::decoding(format!(
+            "expected the end of the document, got {other:?}"
+        ))),
+    }
+}
+
+/// The root node of the document just started in `text`.
+fn document_root(parser: &mut Parser<'_>, text: &str) -> Result<Node, YamlError> {
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: Vec<(usize, Node)> = Vec::new();
-    let mut root: Option<Node> = None;
-    while let Some(item) = parser.next_event() {
-        let (event, span) = item?;
+    let mut anchors = Anchors::default();
+    // For each collection being built: the bracket that closes it when it
+    // is a flow collection (`]` for a single pair inside `[...]`).
+    let mut closers: Vec<Option<char>> = Vec::new();
+    let base = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let source = |start: Mark, end: Mark| {
+        let at = |m: Mark| usize::try_from(m.index).map_or(usize::MAX, |i| i + base);
+        text.get(at(start)..at(end)).unwrap_or("")
+    };
+    loop {
+        let (event, mark, end) = parser.next()?;
+        let line = usize::try_from(mark.line + 1).unwrap_or(usize::MAX);
         let at = |message: String| YamlError {
-            line: span.start.line().max(1),
-            column: span.start.col() + 1,
+            line,
+            column: usize::try_from(mark.column + 1).unwrap_or(usize::MAX),
             message,
         };
-        let done: Option<(Node, usize)> = match event {
-            // Comments (off in the options), anchor metadata (off) and
-            // stream markers carry no data.
-            Event::StreamStart | Event::StreamEnd | Event::Anchor(..) | Event::Comment(..) => None,
-            Event::DocumentStart(..) => {
-                anchors.clear();
-                root = None;
-                None
-            }
-            Event::DocumentEnd => {
-                docs.push(root.take().unwrap_or(Node::Null));
-                None
-            }
-            Event::Alias(id) => {
-                let node = anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone())
-                    .ok_or_else(|| at("unknown anchor".into()))?;
-                Some((node, 0))
-            }
-            Event::UnresolvedAlias(name) => {
-                return Err(at(format!("unknown anchor '{name}' referenced")));
-            }
-            Event::Scalar(value, style, anchor, tag) => {
-                let tag = tag.as_ref().map(|t| match t.core_suffix() {
+        let (mut node, anchor) = match event {
+            Event::Alias(name) => (anchors.alias(&name)?, None),
+            Event::Scalar {
+                value,
+                style,
+                anchor,
+                tag,
+            } => {
+                anchors.decoded += 1;
+                if let (Style::Plain, Some(Some(closer))) = (style, closers.last()) {
+                    let written = source(mark, end);
+                    if let Some(q) = compat::question_in_flow_scalar(written) {
+                        let before = &written[..q];
+                        let line = mark.line + before.matches('\n').count() as u64;
+                        return Err(YamlError {
+                            line: usize::try_from(line).unwrap_or(usize::MAX),
+                            column: 0,
+                            message: format!("did not find expected ',' or '{closer}'"),
+                        });
+                    }
+                }
+                if style == Style::DoubleQuoted {
+                    let written = source(mark, end);
+                    if let Some(b) = compat::escaped_slash(written) {
+                        // A scanner's problem: its line counted from 1.
+                        let line = mark.line + 1 + written[..b].matches('\n').count() as u64;
+                        return Err(YamlError {
+                            line: usize::try_from(line).unwrap_or(usize::MAX),
+                            column: 0,
+                            message: "found unknown escape character".into(),
+                        });
+                    }
+                }
+                let value = if value.contains(compat::FLOW_COLON) {
+                    value.replace(compat::FLOW_COLON, ":")
+                } else {
+                    value
+                };
+                let tag = tag.map(|t| match t.strip_prefix("tag:yaml.org,2002:") {
                     Some(s) => format!("!!{s}"),
-                    None => t.original(),
+                    None => t,
                 });
-                let node = scalar(&value, style, tag.as_deref()).map_err(at)?;
-                Some((node, anchor))
+                let node = scalar(&value, style, tag.as_deref()).map_err(YamlError::decoding)?;
+                if let Some(name) = anchor {
+                    anchors.set.push((name, Some(node.clone())));
+                }
+                (node, None)
             }
-            Event::SequenceStart(_, anchor, _) => {
+            Event::SequenceStart { anchor, flow } => {
+                closers.push(flow.then_some(']'));
+                anchors.decoded += 1;
+                let anchor = anchors.open(anchor);
                 stack.push(Frame::Seq(Vec::new(), anchor));
-                None
+                continue;
+            }
+            Event::MappingStart { anchor, flow } => {
+                // A flow mapping that does not start with `{` is a single
+                // pair inside `[...]`.
+                let explicit = source(mark, end).ends_with('{');
+                closers.push(flow.then_some(if explicit { '}' } else { ']' }));
+                anchors.decoded += 1;
+                let anchor = anchors.open(anchor);
+                stack.push(Frame::Map(Vec::new(), None, anchor));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd if closers.pop().is_none() => {
+                return Err(at("unbalanced collection".into()));
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(items, anchor)) => Some((Node::Seq(items), anchor)),
+                Some(Frame::Seq(items, anchor)) => (Node::Seq(items), anchor),
                 _ => return Err(at("unbalanced sequence".into())),
             },
-            Event::MappingStart(_, anchor, _) => {
-                stack.push(Frame::Map(Vec::new(), None, anchor));
-                None
-            }
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(entries, _, anchor)) => Some((Node::Map(entries), anchor)),
+                Some(Frame::Map(entries, _, anchor)) => (Node::Map(entries), anchor),
                 _ => return Err(at("unbalanced mapping".into())),
             },
-            _ => return Err(at("unexpected YAML event".into())),
-        };
-        let Some((mut node, anchor)) = done else {
-            continue;
+            other => return Err(at(format!("unexpected YAML event {other:?}"))),
         };
         let is_key = matches!(stack.last(), Some(Frame::Map(_, None, _)));
         if !is_key && node == Node::Str(MERGE_KEY.into()) {
             node = Node::Str("<<".into());
         }
-        if anchor != 0 {
-            anchors.push((anchor, node.clone()));
-        }
+        anchors.close(anchor, &node);
         match stack.last_mut() {
-            None => root = Some(node),
+            None => return Ok(node),
             Some(Frame::Seq(items, _)) => items.push(node),
             Some(Frame::Map(entries, pending, _)) => match pending.take() {
                 None => *pending = Some(node),
-                Some(Node::Str(k)) if k == MERGE_KEY => merge_into(entries, node).map_err(at)?,
+                Some(Node::Str(k)) if k == MERGE_KEY => {
+                    merge_into(entries, node).map_err(YamlError::decoding)?;
+                }
                 Some(key) => insert(entries, key, node),
             },
         }
     }
-    Ok(docs)
-}
-
-/// The first document of `text`, or `None` when there is none or it is empty
-/// (go-yaml's `Unmarshal` reads only the first document).
-pub(crate) fn load_first(text: &str) -> Result<Option<Node>, YamlError> {
-    Ok(load_all(text)?
-        .into_iter()
-        .next()
-        .filter(|n| *n != Node::Null))
 }
 
 fn insert(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
@@ -202,8 +391,8 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), String
     }
 }
 
-fn scalar(value: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Node, String> {
-    let plain = style == ScalarStyle::Plain;
+fn scalar(value: &str, style: Style, tag: Option<&str>) -> Result<Node, String> {
+    let plain = style == Style::Plain;
     match tag {
         // go-yaml treats a plain `<<` as a merge key whatever it resolves to.
         None if plain && value == "<<" => Ok(Node::Str(MERGE_KEY.into())),
@@ -233,7 +422,15 @@ fn scalar(value: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Node, St
                     | ("!!timestamp", Resolved::Timestamp)
             );
             if !ok {
-                return Err(format!("cannot decode `{value}` as a {t}"));
+                let found = match r {
+                    Resolved::Null => "!!null",
+                    Resolved::Bool(_) => "!!bool",
+                    Resolved::Int(_) | Resolved::Uint(_) | Resolved::BigInt => "!!int",
+                    Resolved::Float(_) => "!!float",
+                    Resolved::Timestamp => "!!timestamp",
+                    Resolved::Str => "!!str",
+                };
+                return Err(format!("cannot decode {found} `{value}` as a {t}"));
             }
             Ok(match (t, node) {
                 ("!!float", Node::Int(i)) => Node::Float(i as f64),
@@ -351,5 +548,144 @@ mod tests {
     fn syntax_errors_have_a_position() {
         let e = load_all("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.line >= 1 && !e.message.is_empty(), "{e}");
+    }
+
+    fn refused(text: &str) -> YamlError {
+        load_first(text).expect_err(text)
+    }
+
+    #[test]
+    fn rbac_lists_indented_or_not() {
+        let want = serde_json::json!({"rules": [{"apiGroups": [""], "verbs": ["get", "list"]}]});
+        assert_eq!(
+            first("rules:\n- apiGroups: [\"\"]\n  verbs:\n  - get\n  - list\n"),
+            want
+        );
+        assert_eq!(
+            first("rules:\n    - apiGroups:\n        - \"\"\n      verbs: [get, list]\n"),
+            want
+        );
+        assert_eq!(
+            first("rules:\n\n- apiGroups: [\"\"]   \n\n  verbs: [get, list] # c\n"),
+            want
+        );
+        assert_eq!(
+            refused("rules: - a\n").message,
+            "block sequence entries are not allowed in this context"
+        );
+    }
+
+    #[test]
+    fn only_the_first_document_is_read() {
+        // go-yaml's Unmarshal stops at the end of the first document.
+        assert_eq!(first("  a: 1\nb: 2\n"), serde_json::json!({"a": 1}));
+        assert_eq!(first("a: 1\n... x\n"), serde_json::json!({"a": 1}));
+        assert_eq!(first("a: 1\n---\nb: [\n"), serde_json::json!({"a": 1}));
+        assert_eq!(first("a: 1\n...\n]\n"), serde_json::json!({"a": 1}));
+        assert_eq!(load_all("a: 1\n---\nb: 2\n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn values_on_the_line_below_their_key() {
+        assert_eq!(
+            first("data:\n  s:\n  |-\n    echo hi\n  o: x\n"),
+            serde_json::json!({"data": {"s": "echo hi", "o": "x"}})
+        );
+        assert_eq!(first("a:\n>\n  x\n"), serde_json::json!({"a": "x\n"}));
+        // A flow or quoted value there is a key without its `:`.
+        assert_eq!(
+            refused("v:\n[\"get\"]\n").message,
+            "could not find expected ':'"
+        );
+        assert_eq!(refused("m:\n  n:\n  \"x\"\n").line, 4);
+    }
+
+    #[test]
+    fn comments_tabs_and_line_breaks_as_go_yaml() {
+        assert_eq!(first("a: |#c\n  x\n"), serde_json::json!({"a": "x\n"}));
+        assert_eq!(
+            first("a:\t1\nb: [1,\t2]\n"),
+            serde_json::json!({"a": 1, "b": [1, 2]})
+        );
+        for tab in [
+            "a:\n-\tb\n",
+            "a: 1\n\t\nb: 2\n",
+            "a: |\n  \tx\n",
+            "\ta: 1\n",
+        ] {
+            refused(tab);
+        }
+        assert_eq!(refused("\ta: 1\n").line, 0, "go-yaml names no line 0");
+        assert_eq!(
+            first("a: 1\u{85}b: 2\n"),
+            serde_json::json!({"a": 1, "b": 2})
+        );
+        assert_eq!(refused("a: x\u{2028}y\n").line, 3);
+    }
+
+    #[test]
+    fn directives_anchors_and_aliases() {
+        assert_eq!(first("%YAML 1.1\n---\na: 1\n"), serde_json::json!({"a": 1}));
+        assert_eq!(
+            refused("%YAML 1.2\n---\na: 1\n").message,
+            "found incompatible YAML document"
+        );
+        assert_eq!(
+            refused("%FOO x\n---\na: 1\n").message,
+            "found unknown directive name"
+        );
+        assert_eq!(
+            first("a: &x k\n*x: 1\n"),
+            serde_json::json!({"a": "k", "k": 1})
+        );
+        refused("a: &x.y 1\n");
+        refused("a: &x: 1\n");
+        assert_eq!(refused("a: *x\n").message, "unknown anchor 'x' referenced");
+        assert_eq!(
+            refused("a: &x [*x]\n").message,
+            "anchor 'x' value contains itself"
+        );
+        assert_eq!(first("a: &x 1\nb: &x 2\nc: *x\n")["c"], 2);
+    }
+
+    #[test]
+    fn flow_scalars_tags_and_escapes_as_go_yaml() {
+        assert_eq!(
+            first("a: [x:, y:]\n"),
+            serde_json::json!({"a": ["x:", "y:"]})
+        );
+        assert_eq!(first("a: {x:}\n"), serde_json::json!({"a": {"x:": null}}));
+        assert_eq!(
+            refused("a: [http://h?q=1]\n").message,
+            "did not find expected ',' or ']'"
+        );
+        assert_eq!(
+            refused("a: {u: h?q}\n").message,
+            "did not find expected ',' or '}'"
+        );
+        assert_eq!(first("a: h?q\n"), serde_json::json!({"a": "h?q"}));
+        assert_eq!(
+            first("a: !x,y 1\nb: [!x, y]\n"),
+            serde_json::json!({"a": "1", "b": ["y"]})
+        );
+        assert_eq!(first("a: \"it\\'s\"\n"), serde_json::json!({"a": "it's"}));
+        assert_eq!(
+            refused("a: \"x\\/y\"\n").message,
+            "found unknown escape character"
+        );
+        assert_eq!(first("a: 'x\\/y'\n"), serde_json::json!({"a": "x\\/y"}));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        assert_eq!(
+            refused(&text).message,
+            "document contains excessive aliasing"
+        );
     }
 }
