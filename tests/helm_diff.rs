@@ -14,7 +14,8 @@
 //! charts under `tests/fixtures/charts/` (every function family, the
 //! built-in objects); `merge_values` against Helm's coalescing; template
 //! errors (same file and line, `required`'s and `fail`'s messages verbatim);
-//! and `tenant-worker render` against Helm.
+//! `tenant-worker render` against Helm; and YAML constructs read as Helm's
+//! YAML reader reads them (tests/helm_diff/yaml_constructs.rs).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -35,6 +36,8 @@ mod random;
 mod shared_maps;
 #[path = "helm_diff/subcharts.rs"]
 mod subcharts;
+#[path = "helm_diff/yaml_constructs.rs"]
+mod yaml_constructs;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -15,12 +15,20 @@ Requests (every key but "mode" as the mode needs):
   {"mode": "time", "chart_dir", "runs", and render's keys}
       -> {"ok": [seconds of each render]} (the chart loaded once; for the
          benchmark harness's `render`)
+  {"mode": "yaml", "snippets": [text, ...]}
+      -> {"ok": [{"map": fromYaml's result, "array": fromYamlArray's}, ...]}
+         Helm's own YAML reading (sigs.k8s.io/yaml over go-yaml v2, the
+         reader of rendered manifests too) of each text, read from a file of
+         a chart made for the request; a text Helm refuses gives
+         {"Error": message} as "map" and [message] as "array".
 
 Uses the helm-python-sdk package (scripts/install-helm-sdk.sh installs it).
 """
 
 import json
+import os
 import sys
+import tempfile
 import time
 
 from helm_python.chart import Chart
@@ -28,6 +36,8 @@ from helm_python.chart import Chart
 
 def handle(req):
     mode = req.get("mode", "render")
+    if mode == "yaml":
+        return parse_yaml(req["snippets"])
     if mode == "create":
         chart = Chart.create(req["name"], req["dir"])
         chart.close()
@@ -54,6 +64,34 @@ def render(chart, req):
         is_install=req.get("is_install", True),
         is_upgrade=req.get("is_upgrade", False),
     )
+
+
+# One template reads every snippet with fromYaml and fromYamlArray.
+PARSE_TEMPLATE = """{{- $out := list -}}
+{{- range $i := until (int .Values.count) -}}
+{{- $text := $.Files.Get (printf "snippets/%05d.txt" $i) -}}
+{{- $out = append $out (dict "map" (fromYaml $text) "array" (fromYamlArray $text)) -}}
+{{- end -}}
+{{- toJson $out -}}
+"""
+
+
+def parse_yaml(snippets):
+    with tempfile.TemporaryDirectory() as tmp:
+        chart_dir = os.path.join(tmp, "yaml")
+        os.makedirs(os.path.join(chart_dir, "templates"))
+        os.makedirs(os.path.join(chart_dir, "snippets"))
+        with open(os.path.join(chart_dir, "Chart.yaml"), "w") as f:
+            f.write("apiVersion: v2\nname: yaml\nversion: 0.1.0\n")
+        with open(os.path.join(chart_dir, "templates", "parse.txt"), "w") as f:
+            f.write(PARSE_TEMPLATE)
+        for i, text in enumerate(snippets):
+            path = os.path.join(chart_dir, "snippets", f"{i:05d}.txt")
+            with open(path, "w", newline="") as f:
+                f.write(text)
+        with Chart.load(chart_dir) as chart:
+            out = chart.render({"count": len(snippets)})
+        return json.loads(out["yaml/templates/parse.txt"])
 
 
 def main():
