@@ -13,10 +13,16 @@
 //! tabs, `%YAML` directives, NEL and U+2028 as line breaks, alias keys,
 //! anchor names, `:` and `?` inside flow scalars, tags with `,`, and the
 //! escapes `\'` and `\/`.
+//!
+//! The fixture chart `yaml-constructs` has RBAC and ConfigMap templates
+//! whose output holds such constructs: it renders as Helm renders it, and
+//! each document of Helm's output is the object Helm's reader makes of it.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{helm, normalise_numbers};
+use super::{case, fixture, helm, normalise_numbers, request, run_cases};
 
 /// (name, text): one construct each.
 const CONSTRUCTS: &[(&str, &str)] = &[
@@ -240,4 +246,33 @@ fn yaml_constructs_read_as_helm_reads_them() {
         refused > 5 && refused < CONSTRUCTS.len() - 5,
         "{refused} refused"
     );
+}
+
+#[test]
+fn chart_output_with_these_constructs_reads_as_helm_reads_it() {
+    let c = case(
+        "yaml-constructs",
+        &fixture("yaml-constructs"),
+        json!({}),
+        json!({}),
+    );
+    run_cases(std::slice::from_ref(&c));
+    let rendered = &helm(&[request(&c)])[0];
+    let rendered: BTreeMap<String, String> = serde_json::from_value(rendered["ok"].clone())
+        .unwrap_or_else(|e| panic!("Helm failed to render the fixture: {rendered} ({e})"));
+    let documents = helm::manifest::documents(&rendered).expect("Helm's output reads");
+    let texts: Vec<&str> = documents.iter().map(|d| d.text.as_str()).collect();
+    assert!(texts.len() >= 3, "{texts:?}");
+    let result = helm(&[json!({"mode": "yaml", "snippets": texts})]);
+    let readings = result[0]["ok"].as_array().expect("Helm's yaml mode");
+    for (d, theirs) in documents.iter().zip(readings) {
+        let mine = d.manifest.as_ref().map_or(json!({}), |m| m.object.clone());
+        assert_eq!(
+            Ok(normalise_numbers(&mine)),
+            helms(theirs),
+            "{}: {}",
+            d.template,
+            d.text
+        );
+    }
 }
