@@ -11,8 +11,8 @@
 //! YAML 1.2 parser and go-yaml part ways: text after the first document
 //! (go-yaml never reads it), a block scalar on the line below its key,
 //! tabs, `%YAML` directives, NEL and U+2028 as line breaks, alias keys,
-//! anchor names, `:` and `?` inside flow scalars, tags with `,`, and the
-//! escapes `\'` and `\/`.
+//! anchor names, collection keys, `:` and `?` inside flow scalars, tags
+//! with `,`, and the escapes `\'` and `\/`.
 //!
 //! The fixture chart `yaml-constructs` has RBAC and ConfigMap templates
 //! whose output holds such constructs: it renders as Helm renders it, and
@@ -147,6 +147,11 @@ const CONSTRUCTS: &[(&str, &str)] = &[
         "a: &x {p: 1}\nb: &y {q: 2}\nc:\n  <<: [*x, *y]\n  p: 3\n",
     ),
     ("unknown tag", "a: !foo 1\n"),
+    ("sequence as a key", "[a]: 1\n"),
+    (
+        "collection key dropped by a later key",
+        "k: {[1]: x}\nk: 2\n",
+    ),
     // Flow collections.
     ("flow sequence over lines", "a: [1,\n  2,\n  3]\n"),
     ("flow sequence closed at column 0", "x:\n  a: [\n    1\n]\n"),

@@ -347,8 +347,44 @@ fn document_root(parser: &mut Parser<'_>, text: &str) -> Result<Node, YamlError>
                 Some(Node::Str(k)) if k == MERGE_KEY => {
                     merge_into(entries, node).map_err(YamlError::decoding)?;
                 }
+                // go-yaml refuses a collection as a key when it reads it,
+                // even if a later key of the same name drops it.
+                Some(key @ (Node::Seq(_) | Node::Map(_))) => {
+                    return Err(YamlError::decoding(format!(
+                        "invalid map key: {}",
+                        go_syntax(&key)
+                    )));
+                }
                 Some(key) => insert(entries, key, node),
             },
+        }
+    }
+}
+
+/// A node as Go's `%#v` prints what go-yaml decoded it to (for its
+/// "invalid map key" message); map entries in Go's sorted order.
+fn go_syntax(node: &Node) -> String {
+    match node {
+        Node::Null => "interface {}(nil)".into(),
+        Node::Bool(b) => b.to_string(),
+        Node::Int(i) => i.to_string(),
+        Node::Uint(u) => format!("0x{u:x}"),
+        Node::Float(f) => super::super::gofmt::format_float(*f, 'g', None),
+        Node::Str(s) => format!("{s:?}"),
+        Node::Seq(items) => {
+            let items: Vec<String> = items.iter().map(go_syntax).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Node::Map(entries) => {
+            let mut entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_syntax(k), go_syntax(v)))
+                .collect();
+            entries.sort();
+            format!(
+                "map[interface {{}}]interface {{}}{{{}}}",
+                entries.join(", ")
+            )
         }
     }
 }
@@ -674,6 +710,18 @@ mod tests {
             "found unknown escape character"
         );
         assert_eq!(first("a: 'x\\/y'\n"), serde_json::json!({"a": "x\\/y"}));
+    }
+
+    #[test]
+    fn collection_keys_are_refused_even_when_replaced() {
+        assert_eq!(
+            refused("k: {[1]: x}\nk: 2\n").message,
+            "invalid map key: []interface {}{1}"
+        );
+        assert_eq!(
+            refused("{a: 1}: 2\n").message,
+            "invalid map key: map[interface {}]interface {}{\"a\":1}"
+        );
     }
 
     #[test]
