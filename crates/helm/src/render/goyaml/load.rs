@@ -8,6 +8,8 @@
 //! fail), a `%YAML` directive other than 1.1 refused, anchors, `<<` merge
 //! keys, go-yaml's resolution of scalars, and the JSON conversion.
 
+use std::collections::HashMap;
+
 use super::compat;
 use super::libyaml::{self, Event, Mark, Parser, Stage, Style};
 use super::resolve::{Resolved, resolve_plain};
@@ -82,7 +84,35 @@ impl YamlError {
 /// (with the anchor it will be recorded under).
 enum Frame {
     Seq(Vec<Node>, Option<String>),
-    Map(Vec<(Node, Node)>, Option<Node>, Option<String>),
+    Map(Entries, Option<Node>, Option<String>),
+}
+
+/// A mapping being built: its entries in document order, and where each
+/// string key is (so that a large mapping is built in linear time).
+#[derive(Default)]
+struct Entries {
+    list: Vec<(Node, Node)>,
+    strings: HashMap<String, usize>,
+}
+
+impl Entries {
+    /// Sets `key` to `value`: a repeated key keeps its first place and
+    /// takes the last value.
+    fn insert(&mut self, key: Node, value: Node) {
+        let at = match &key {
+            Node::Str(s) => self.strings.get(s).copied(),
+            other => self.list.iter().position(|(k, _)| k == other),
+        };
+        match at {
+            Some(i) => self.list[i].1 = value,
+            None => {
+                if let Node::Str(s) = &key {
+                    self.strings.insert(s.clone(), self.list.len());
+                }
+                self.list.push((key, value));
+            }
+        }
+    }
 }
 
 /// The key go-yaml treats as a merge (`<<` written plain).
@@ -318,7 +348,7 @@ fn document_root(parser: &mut Parser<'_>, text: &str) -> Result<Node, YamlError>
                 closers.push(flow.then_some(if explicit { '}' } else { ']' }));
                 anchors.decoded += 1;
                 let anchor = anchors.open(anchor);
-                stack.push(Frame::Map(Vec::new(), None, anchor));
+                stack.push(Frame::Map(Entries::default(), None, anchor));
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd if closers.pop().is_none() => {
@@ -329,7 +359,7 @@ fn document_root(parser: &mut Parser<'_>, text: &str) -> Result<Node, YamlError>
                 _ => return Err(at("unbalanced sequence".into())),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(entries, _, anchor)) => (Node::Map(entries), anchor),
+                Some(Frame::Map(entries, _, anchor)) => (Node::Map(entries.list), anchor),
                 _ => return Err(at("unbalanced mapping".into())),
             },
             other => return Err(at(format!("unexpected YAML event {other:?}"))),
@@ -355,7 +385,7 @@ fn document_root(parser: &mut Parser<'_>, text: &str) -> Result<Node, YamlError>
                         go_syntax(&key)
                     )));
                 }
-                Some(key) => insert(entries, key, node),
+                Some(key) => entries.insert(key, node),
             },
         }
     }
@@ -389,20 +419,13 @@ fn go_syntax(node: &Node) -> String {
     }
 }
 
-fn insert(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
-    match entries.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 = value,
-        None => entries.push((key, value)),
-    }
-}
-
 /// go-yaml's `<<`: the entries of a mapping (or of each mapping of a
 /// sequence, last first) are set into the mapping being built.
-fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), String> {
+fn merge_into(entries: &mut Entries, value: Node) -> Result<(), String> {
     match value {
         Node::Map(from) => {
             for (k, v) in from {
-                insert(entries, k, v);
+                entries.insert(k, v);
             }
             Ok(())
         }
@@ -411,7 +434,7 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), String
                 match item {
                     Node::Map(from) => {
                         for (k, v) in from {
-                            insert(entries, k, v);
+                            entries.insert(k, v);
                         }
                     }
                     _ => {
