@@ -4,7 +4,9 @@
 //! the worker. Random values cannot be compared byte for byte: the documents
 //! must have the same structure, every non-random value must be equal, and
 //! each random value must have, in both renderings, the length and alphabet
-//! its function gives.
+//! its function gives; the certificates of `genCA` and `genSignedCert`
+//! (value `tls.enabled`) parse, name what was asked, and the CA signs the
+//! certificate.
 
 use std::collections::BTreeMap;
 
@@ -13,48 +15,119 @@ use serde_json::{Value, json};
 
 use super::{Case, case, documents, fixture, helm, ours, request};
 
-/// A generated value's length in characters, and a check of its characters.
-type Shape = (usize, fn(&str) -> bool);
+/// A generated value's length in characters (any for `None`), and a check
+/// of its characters.
+type Shape = (Option<usize>, fn(&str) -> bool);
 
 /// What the generated value at `key` must look like.
 fn expected_shape(key: &str) -> Option<Shape> {
     Some(match key {
-        "alnum" => (16, |s| s.chars().all(|c| c.is_ascii_alphanumeric())),
-        "alpha" => (8, |s| s.chars().all(|c| c.is_ascii_alphabetic())),
-        "numeric" => (6, |s| s.chars().all(|c| c.is_ascii_digit())),
+        "alnum" => (Some(16), |s| s.chars().all(|c| c.is_ascii_alphanumeric())),
+        "alpha" => (Some(8), |s| s.chars().all(|c| c.is_ascii_alphabetic())),
+        "numeric" => (Some(6), |s| s.chars().all(|c| c.is_ascii_digit())),
         // randAscii 10, base64-encoded: 16 characters of printable ASCII.
-        "ascii" => (16, |s| {
+        "ascii" => (Some(16), |s| {
             base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .is_ok_and(|b| b.len() == 10 && b.iter().all(|c| (32..=126).contains(c)))
         }),
         // randBytes 12: 12 bytes, base64.
-        "bytes" => (16, |s| {
+        "bytes" => (Some(16), |s| {
             base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .is_ok_and(|b| b.len() == 12)
         }),
-        "int" => (2, |s| s.parse::<i64>().is_ok_and(|n| (10..20).contains(&n))),
-        "uuid" => (36, |s| {
+        "int" => (Some(2), |s| {
+            s.parse::<i64>().is_ok_and(|n| (10..20).contains(&n))
+        }),
+        "uuid" => (Some(36), |s| {
             let parts: Vec<&str> = s.split('-').collect();
             parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
                 && parts[2].starts_with('4')
                 && "89ab".contains(&parts[3][..1])
                 && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
         }),
-        "shuffled" => (6, |s| {
+        "shuffled" => (Some(6), |s| {
             let mut c: Vec<char> = s.chars().collect();
             c.sort_unstable();
             c.into_iter().collect::<String>() == "abcdef"
         }),
         // The Secret's password: randAlphaNum 24, base64.
-        "password" => (32, |s| {
+        "password" => (Some(32), |s| {
             base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .is_ok_and(|b| b.len() == 24 && b.iter().all(u8::is_ascii_alphanumeric))
         }),
+        // PEM, base64-encoded: checked further in `check_tls`.
+        "ca.crt" | "tls.crt" => (None, |s| {
+            pem_of(s).is_some_and(|p| p.tag() == "CERTIFICATE")
+        }),
+        "tls.key" => (None, |s| {
+            pem_of(s).is_some_and(|p| p.tag() == "RSA PRIVATE KEY")
+        }),
         _ => return None,
     })
+}
+
+/// The PEM block of a base64-encoded `data` value.
+fn pem_of(b64: &str) -> Option<::pem::Pem> {
+    let text = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    ::pem::parse(text).ok()
+}
+
+/// The TLS Secret's certificates (`who`'s rendering): the CA is a CA named
+/// `acme-ca` valid 365 days and signs the certificate, which names the
+/// release, its service and IP.
+fn check_tls(who: &str, data: &Value, diffs: &mut Vec<String>) {
+    use x509_parser::prelude::*;
+    let der = |k: &str| {
+        pem_of(data[k].as_str().unwrap_or_default())
+            .map(|p| p.contents().to_vec())
+            .unwrap_or_default()
+    };
+    let (ca_der, cert_der) = (der("ca.crt"), der("tls.crt"));
+    let (Ok((_, ca)), Ok((_, cert))) = (
+        X509Certificate::from_der(&ca_der),
+        X509Certificate::from_der(&cert_der),
+    ) else {
+        diffs.push(format!("{who}: the TLS certificates do not parse"));
+        return;
+    };
+    let cn = |c: &X509Certificate<'_>| {
+        c.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|n| n.as_str().ok())
+            .map(str::to_owned)
+    };
+    let days = |c: &X509Certificate<'_>| {
+        (c.validity().not_after.timestamp() - c.validity().not_before.timestamp()) / 86_400
+    };
+    let dns: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.value
+                .general_names
+                .iter()
+                .map(|n| format!("{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let facts = (
+        cn(&ca).as_deref() == Some("acme-ca"),
+        cn(&cert).as_deref() == Some("acme"),
+        ca.is_ca() && !cert.is_ca(),
+        (days(&ca), days(&cert)) == (365, 90),
+        cert.verify_signature(Some(ca.public_key())).is_ok(),
+        dns.len() == 3,
+    );
+    if facts != (true, true, true, true, true, true) {
+        diffs.push(format!(
+            "{who}: TLS facts (CA name, name, CA flags, days, signed by the CA, 3 SANs) {facts:?}: {dns:?}"
+        ));
+    }
 }
 
 /// The differences between Helm's and our `data` of one document, with
@@ -76,9 +149,9 @@ fn compare_data(context: &str, helm: &Value, ours: &Value, diffs: &mut Vec<Strin
             Some((len, fits)) => {
                 for (who, v) in [("helm", hv), ("ours", ov)] {
                     let s = v.as_str().unwrap_or_default();
-                    if s.chars().count() != len || !fits(s) {
+                    if len.is_some_and(|n| s.chars().count() != n) || !fits(s) {
                         diffs.push(format!(
-                            "{context}.{key}: {who}'s {s:?} is not of the shape asked ({len} characters)"
+                            "{context}.{key}: {who}'s {s:?} is not of the shape asked ({len:?} characters)"
                         ));
                     }
                 }
@@ -101,9 +174,15 @@ fn random_functions_render_as_helm_renders_them_in_shape() {
     upgrade.release.is_install = false;
     upgrade.release.is_upgrade = true;
     cases.push(upgrade);
+    cases.push(case(
+        "generated-password: certificates",
+        &chart,
+        json!({}),
+        json!({"tls": {"enabled": true}}),
+    ));
 
     let results = helm(&cases.iter().map(request).collect::<Vec<_>>());
-    let mut diffs = Vec::new();
+    let (mut diffs, mut tls_checked) = (Vec::new(), 0);
     for (c, r) in cases.iter().zip(&results) {
         let theirs: BTreeMap<String, String> = serde_json::from_value(r["ok"].clone())
             .unwrap_or_else(|_| panic!("{}: Helm failed: {}", c.name, r["error"]));
@@ -124,12 +203,13 @@ fn random_functions_render_as_helm_renders_them_in_shape() {
                 if hm != om {
                     diffs.push(format!("{}: {template}: {hm} / {om}", c.name));
                 }
-                compare_data(
-                    &format!("{}: {template}", c.name),
-                    &hdata,
-                    &odata,
-                    &mut diffs,
-                );
+                let context = format!("{}: {template}", c.name);
+                compare_data(&context, &hdata, &odata, &mut diffs);
+                if hdata.get("tls.crt").is_some() {
+                    tls_checked += 1;
+                    check_tls(&format!("{context}: helm"), &hdata, &mut diffs);
+                    check_tls(&format!("{context}: ours"), &odata, &mut diffs);
+                }
             }
         }
         // Fresh values at every render, in both.
@@ -138,4 +218,8 @@ fn random_functions_render_as_helm_renders_them_in_shape() {
         assert_ne!(mine[cm], again[cm], "{}: a new value per render", c.name);
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_eq!(
+        tls_checked, 1,
+        "the certificates case rendered its TLS Secret"
+    );
 }

@@ -543,3 +543,142 @@ fn random_functions_render_sprig_shapes() {
     let e = try_render("{{ randAlphaNum 2.5 }}", json!({})).unwrap_err();
     assert_eq!(e.message, "expected integer; found 2.5");
 }
+
+/// A PEM certificate, parsed (its DER kept alive by the caller).
+fn cert_der(pem_text: &str) -> Vec<u8> {
+    let block = ::pem::parse(pem_text).unwrap();
+    assert_eq!(block.tag(), "CERTIFICATE");
+    block.contents().to_vec()
+}
+
+#[test]
+fn certificates_are_sprigs() {
+    use x509_parser::prelude::*;
+    let out = r(r#"{{- $ca := genCA "tenant-ca" 365 -}}
+{{- $cert := genSignedCert "svc" (list "10.0.0.1" "::1") (list "svc.ns.svc" "svc") 30 $ca -}}
+{{- $self := genSelfSignedCert "self" nil (list "a.example") 2 -}}
+{{- dict "ca" $ca.Cert "caKey" $ca.Key "cert" $cert.Cert "key" $cert.Key "self" $self.Cert | toJson }}"#);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = |k: &str| v[k].as_str().unwrap().to_owned();
+    assert!(text("caKey").starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+    assert!(text("key").starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+    assert!(text("ca").ends_with("-----END CERTIFICATE-----\n"));
+
+    let (ca_der, cert_der_, self_der) = (
+        cert_der(&text("ca")),
+        cert_der(&text("cert")),
+        cert_der(&text("self")),
+    );
+    let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+    let (_, cert) = X509Certificate::from_der(&cert_der_).unwrap();
+    let (_, own) = X509Certificate::from_der(&self_der).unwrap();
+    let cn = |c: &X509Certificate<'_>| {
+        c.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(cn(&ca), "tenant-ca");
+    assert_eq!(cn(&cert), "svc");
+    assert_eq!(cert.issuer(), ca.subject());
+    assert!(ca.is_ca() && !cert.is_ca() && !own.is_ca());
+    // The CA signs the certificate; the CA and the self-signed one sign themselves.
+    cert.verify_signature(Some(ca.public_key())).unwrap();
+    ca.verify_signature(None).unwrap();
+    own.verify_signature(None).unwrap();
+    // Validity: daysValid days from now.
+    let days = |c: &X509Certificate<'_>| {
+        let v = c.validity();
+        (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400
+    };
+    assert_eq!((days(&ca), days(&cert), days(&own)), (365, 30, 2));
+    // The SANs given, IPs and DNS names.
+    let sans = cert.subject_alternative_name().unwrap().unwrap();
+    let names: Vec<String> = sans
+        .value
+        .general_names
+        .iter()
+        .map(|n| match n {
+            GeneralName::DNSName(d) => d.to_string(),
+            GeneralName::IPAddress(ip) => format!("ip:{}", ip.len()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["ip:4", "ip:16", "svc.ns.svc", "svc"]);
+    let usage = cert.key_usage().unwrap().unwrap().value;
+    assert!(usage.digital_signature() && usage.key_encipherment() && !usage.key_cert_sign());
+    assert!(ca.key_usage().unwrap().unwrap().value.key_cert_sign());
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    // A serial below 2^128, positive.
+    assert!(cert.raw_serial().len() <= 17 && cert.serial.bits() <= 128);
+    assert_ne!(cert.raw_serial(), ca.raw_serial());
+}
+
+#[test]
+fn private_keys_are_sprigs_and_sign_certificates() {
+    use x509_parser::prelude::*;
+    let ec = r(r#"{{ genPrivateKey "ecdsa" }}"#);
+    assert!(ec.starts_with("-----BEGIN EC PRIVATE KEY-----\n"), "{ec}");
+    let ec_der = ::pem::parse(&ec).unwrap().contents().to_vec();
+    // SEC 1 with the P-256 curve, as Go's MarshalECPrivateKey.
+    assert_eq!(ec_der.len(), 121);
+    assert!(
+        ec_der
+            .windows(8)
+            .any(|w| w == [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])
+    );
+    let ed = r(r#"{{ genPrivateKey "ed25519" }}"#);
+    assert!(ed.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{ed}");
+    // PKCS #8 version 1: 48 bytes, as Go's MarshalPKCS8PrivateKey.
+    assert_eq!(::pem::parse(&ed).unwrap().contents().len(), 48);
+    assert_eq!(r(r#"{{ genPrivateKey "nope" }}"#), "Unknown type nope");
+    // RSA (the default type): 4096 bits, PKCS #1.
+    let rsa = r(r#"{{ genPrivateKey "" }}"#);
+    assert!(
+        rsa.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+        "{rsa}"
+    );
+    let rsa_der = ::pem::parse(&rsa).unwrap().contents().to_vec();
+    assert!((2300..2400).contains(&rsa_der.len()), "{}", rsa_der.len());
+
+    for key in [&ec, &ed, &rsa] {
+        let values = json!({ "key": key });
+        let out = rv(
+            r#"{{- $ca := genCAWithKey "k-ca" 10 .Values.key -}}
+{{- $c := genSignedCertWithKey "k" nil nil 5 $ca .Values.key -}}
+{{- $s := genSelfSignedCertWithKey "s" nil nil 5 .Values.key -}}
+{{- dict "ca" $ca.Cert "caKey" $ca.Key "c" $c.Cert "s" $s.Cert | toJson }}"#,
+            values,
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["caKey"],
+            key.as_str(),
+            "the key given is the key returned"
+        );
+        let ca_der = cert_der(v["ca"].as_str().unwrap());
+        let c_der = cert_der(v["c"].as_str().unwrap());
+        let s_der = cert_der(v["s"].as_str().unwrap());
+        let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+        let (_, c) = X509Certificate::from_der(&c_der).unwrap();
+        let (_, s) = X509Certificate::from_der(&s_der).unwrap();
+        ca.verify_signature(None).unwrap();
+        c.verify_signature(Some(ca.public_key())).unwrap();
+        s.verify_signature(None).unwrap();
+        // One key: the certificates share their public key.
+        assert_eq!(ca.public_key().raw, c.public_key().raw);
+    }
+
+    let e = try_render(
+        r#"{{ genSelfSignedCert "x" (list "nope") nil 1 }}"#,
+        json!({}),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("error parsing ip: nope"), "{e}");
+    let e = try_render(r#"{{ genCAWithKey "x" 1 "garbage" }}"#, json!({})).unwrap_err();
+    assert!(e.to_string().contains("no PEM data in input"), "{e}");
+}

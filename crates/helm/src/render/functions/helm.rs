@@ -1,7 +1,7 @@
 //! Helm's own functions (`include`, `tpl`, `required`, `fail`, `lookup`),
 //! and the Sprig and Helm functions this renderer refuses (yet): the clock,
-//! new keys and certificates, password hashes, the network. Randomness is
-//! in `random`.
+//! `buildCustomCert`, password hashes, AES, the network. Randomness is in
+//! `random`, keys and certificates in `crypto`.
 
 use gotmpl::Value;
 
@@ -54,13 +54,6 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
     nondeterministic("mustToDate"),
     nondeterministic("unixEpoch"),
     nondeterministic("ago"),
-    nondeterministic("genCA"),
-    nondeterministic("genCAWithKey"),
-    nondeterministic("genSelfSignedCert"),
-    nondeterministic("genSelfSignedCertWithKey"),
-    nondeterministic("genSignedCert"),
-    nondeterministic("genSignedCertWithKey"),
-    nondeterministic("genPrivateKey"),
     nondeterministic("buildCustomCert"),
     nondeterministic("bcrypt"),
     nondeterministic("htpasswd"),
@@ -87,13 +80,13 @@ fn called_name(cx: &Cx<'_>) -> &'static str {
     }
 }
 
-/// A function of the clock, new keys and certificates, password hashes or
-/// the network, not implemented yet: refused when a template calls it (a
+/// A function of the clock, `buildCustomCert`, password hashes, AES or the
+/// network, not implemented yet: refused when a template calls it (a
 /// template that only mentions it still parses, as in Helm).
 const fn nondeterministic(name: &'static str) -> super::FuncSpec {
     spec(name, &[], Some(P::Any), |cx, _| {
         Err(FnError::Call(format!(
-            "function {:?} is not supported by tenant-worker's chart renderer yet (the clock, new keys and certificates, password hashes and the network are not implemented)",
+            "function {:?} is not supported by tenant-worker's chart renderer yet (the clock, buildCustomCert, password hashes, AES and the network are not implemented)",
             called_name(cx)
         )))
     })

@@ -15,6 +15,7 @@ use super::objects::{Kind, Objects};
 use super::state::{Site, State};
 
 mod builtins;
+mod crypto;
 mod dicts;
 mod encoding;
 mod helm;
@@ -122,6 +123,7 @@ static REGISTRY: LazyLock<HashMap<&'static str, &'static FuncSpec>> = LazyLock::
     let mut m = HashMap::new();
     for table in [
         builtins::FUNCS,
+        crypto::FUNCS,
         strings::FUNCS,
         lists::FUNCS,
         dicts::FUNCS,
@@ -364,6 +366,7 @@ mod tests {
     fn every_function_name_is_unique_and_found() {
         let total: usize = [
             builtins::FUNCS,
+            crypto::FUNCS,
             strings::FUNCS,
             lists::FUNCS,
             dicts::FUNCS,
