@@ -403,6 +403,24 @@ async fn a_password_generated_at_install_is_kept_by_lookup_through_three_upgrade
     );
     let password = db_password(&rc, &tenant).await;
     assert_eq!(password.len(), 24, "{password}");
+    // lookup sees the tenant's namespace only, with the worker's own rights.
+    let generated = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        rc.admin.clone(),
+        &format!("tenant-{tenant}"),
+    )
+    .get(&format!("{tenant}-generated"))
+    .await
+    .expect("the generated ConfigMap")
+    .data
+    .expect("data");
+    for (key, keys) in [
+        ("lookupOtherNamespace", "0"),
+        ("lookupAllNamespaces", "0"),
+        ("lookupClusterScoped", "0"),
+        ("lookupOwnSecrets", "4"),
+    ] {
+        assert_eq!(generated[key], keys, "{key}: {generated:?}");
+    }
     assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
 
     for (revision, version) in [(2, "1.1.0"), (3, "1.2.0"), (4, "1.3.0")] {

@@ -570,7 +570,17 @@ async fn a_generated_password_is_kept_across_upgrades_by_lookup() {
                 .unwrap()
         }
     };
-    let mut uuids = vec![generated(&h).await["uuid"].clone()];
+    let first = generated(&h).await;
+    // lookup sees the tenant's namespace only.
+    for (key, keys) in [
+        ("lookupOtherNamespace", "0"),
+        ("lookupAllNamespaces", "0"),
+        ("lookupClusterScoped", "0"),
+        ("lookupOwnSecrets", "4"),
+    ] {
+        assert_eq!(first[key], keys, "{key}: {first:?}");
+    }
+    let mut uuids = vec![first["uuid"].clone()];
 
     for (revision, version) in [(2, "1.1.0"), (3, "1.2.0"), (4, "1.3.0")] {
         let up = upgrade_with("keeper", None, Some(version), None);
