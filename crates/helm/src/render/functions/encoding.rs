@@ -127,6 +127,13 @@ fn from_yaml(text: &str, array: bool) -> Value {
     };
     let node = match load::load_first(text) {
         Ok(n) => n,
+        // go-yaml names the line only when it knows one.
+        Err(e) if e.line == 0 => {
+            return fail(format!(
+                "error converting YAML to JSON: yaml: {}",
+                e.message
+            ));
+        }
         Err(e) => {
             return fail(format!(
                 "error converting YAML to JSON: yaml: line {}: {}",
