@@ -36,6 +36,61 @@ async fn completion(rc: &RealCluster, tenant: &str, id: uuid::Uuid) -> Value {
     rc.completion_within(tenant, id, REAL_PATIENCE).await
 }
 
+/// The release's `(revision, status)` records, oldest first, asserting that
+/// the last is `revision`, deployed.
+async fn statuses_ending_deployed(
+    rc: &RealCluster,
+    tenant: &str,
+    revision: u32,
+) -> Vec<(u32, ReleaseStatus)> {
+    let history = releases(&rc.admin, tenant).await;
+    let statuses: Vec<_> = history.iter().map(|r| (r.version, r.info.status)).collect();
+    assert_eq!(
+        statuses.last(),
+        Some(&(revision, ReleaseStatus::Deployed)),
+        "{statuses:?}"
+    );
+    statuses
+}
+
+/// The shared cluster with one worker, `w1`, on the test plans, and a tenant
+/// id made unique from `name`.
+async fn with_worker(name: &str) -> (RealCluster, WorkerProcess, String) {
+    let rc = RealCluster::start().await;
+    let worker = rc.spawn_worker("w1", None, &["--plans", TEST_PLANS]).await;
+    let tenant = rc.tenant(name);
+    (rc, worker, tenant)
+}
+
+/// Publishes a `tenant.upgraded` of `tenant` to application `version`,
+/// waits for its completion and asserts that it completed (with `worker`'s
+/// log when not).
+async fn upgrade_to_version(
+    rc: &RealCluster,
+    worker: &WorkerProcess,
+    tenant: &str,
+    version: &str,
+) -> Value {
+    let up = upgrade_with(tenant, None, Some(version), None);
+    rc.publish(&up).await;
+    let done = completion(rc, tenant, up.id).await;
+    assert_eq!(
+        done["type"],
+        "tenant.upgrade_completed",
+        "{done:#}\n{}",
+        worker.log_text()
+    );
+    done
+}
+
+/// Publishes `tenant.requested` for `tenant` on `plan` and waits for its
+/// completion event.
+async fn request(rc: &RealCluster, tenant: &str, plan: &str) -> Value {
+    let req = requested(tenant, plan);
+    rc.publish(&req).await;
+    completion(rc, tenant, req.id).await
+}
+
 /// The completion events caused by inbound event `id`.
 async fn completions_of(rc: &RealCluster, id: uuid::Uuid) -> Vec<Value> {
     rc.completion_events()
@@ -138,25 +193,13 @@ async fn every_shipped_plan_is_provisioned_and_deprovisioned_with_the_workers_ow
 
 #[tokio::test]
 async fn an_upgrade_succeeds_and_one_that_never_becomes_ready_is_rolled_back() {
-    let rc = RealCluster::start().await;
-    let worker = rc.spawn_worker("w1", None, &["--plans", TEST_PLANS]).await;
-    let tenant = rc.tenant("upgrades");
-    let req = requested(&tenant, "free");
-    rc.publish(&req).await;
-    let done = completion(&rc, &tenant, req.id).await;
+    let (rc, worker, tenant) = with_worker("upgrades").await;
+    let done = request(&rc, &tenant, "free").await;
     assert_eq!(done["type"], "tenant.provisioned", "{done:#}");
 
     // A new application version: a new revision, rolled out by the real
     // deployment controller.
-    let up = upgrade_with(&tenant, None, Some("1.1.0"), None);
-    rc.publish(&up).await;
-    let done = completion(&rc, &tenant, up.id).await;
-    assert_eq!(
-        done["type"],
-        "tenant.upgrade_completed",
-        "{done:#}\n{}",
-        worker.log_text()
-    );
+    upgrade_to_version(&rc, &worker, &tenant, "1.1.0").await;
     let d = deployment(&rc, &tenant).await;
     let image = image_of(&d);
     assert!(image.ends_with(":1.1.0"), "{image}");
@@ -177,13 +220,7 @@ async fn an_upgrade_succeeds_and_one_that_never_becomes_ready_is_rolled_back() {
             .contains("not ready after 8s"),
         "{done:#}"
     );
-    let history = releases(&rc.admin, &tenant).await;
-    let statuses: Vec<_> = history.iter().map(|r| (r.version, r.info.status)).collect();
-    assert_eq!(
-        statuses.last(),
-        Some(&(4, ReleaseStatus::Deployed)),
-        "{statuses:?}"
-    );
+    let statuses = statuses_ending_deployed(&rc, &tenant, 4).await;
     assert!(
         statuses.contains(&(3, ReleaseStatus::Failed)),
         "{statuses:?}"
@@ -198,12 +235,8 @@ async fn an_upgrade_succeeds_and_one_that_never_becomes_ready_is_rolled_back() {
 
 #[tokio::test]
 async fn an_install_that_never_becomes_ready_is_compensated_and_the_namespace_finalized() {
-    let rc = RealCluster::start().await;
-    let _worker = rc.spawn_worker("w1", None, &["--plans", TEST_PLANS]).await;
-    let tenant = rc.tenant("cramped");
-    let req = requested(&tenant, "cramped");
-    rc.publish(&req).await;
-    let done = completion(&rc, &tenant, req.id).await;
+    let (rc, _worker, tenant) = with_worker("cramped").await;
+    let done = request(&rc, &tenant, "cramped").await;
     assert_eq!(done["type"], "tenant.failed", "{done:#}");
     assert_eq!(done["data"]["failed_step"], "release", "{done:#}");
     assert_eq!(done["data"]["compensated"], true, "{done:#}");
@@ -217,9 +250,7 @@ async fn drift_made_by_an_administrator_is_found_and_repaired_by_reconcile() {
     let rc = RealCluster::start().await;
     let _worker = rc.spawn_worker("w1", None, &[]).await;
     let tenant = rc.tenant("drifty");
-    let req = requested(&tenant, "free");
-    rc.publish(&req).await;
-    let done = completion(&rc, &tenant, req.id).await;
+    let done = request(&rc, &tenant, "free").await;
     assert_eq!(done["type"], "tenant.provisioned", "{done:#}");
     rc.wait_idle().await;
     let expected = expected_ready_objects(&rc.admin, &tenant).await;
@@ -392,9 +423,7 @@ async fn a_password_generated_at_install_is_kept_by_lookup_through_three_upgrade
         )
         .await;
     let tenant = rc.tenant("keeper");
-    let req = requested(&tenant, "free");
-    rc.publish(&req).await;
-    let done = completion(&rc, &tenant, req.id).await;
+    let done = request(&rc, &tenant, "free").await;
     assert_eq!(
         done["type"],
         "tenant.provisioned",
@@ -424,15 +453,7 @@ async fn a_password_generated_at_install_is_kept_by_lookup_through_three_upgrade
     assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
 
     for (revision, version) in [(2, "1.1.0"), (3, "1.2.0"), (4, "1.3.0")] {
-        let up = upgrade_with(&tenant, None, Some(version), None);
-        rc.publish(&up).await;
-        let done = completion(&rc, &tenant, up.id).await;
-        assert_eq!(
-            done["type"],
-            "tenant.upgrade_completed",
-            "{done:#}\n{}",
-            worker.log_text()
-        );
+        let done = upgrade_to_version(&rc, &worker, &tenant, version).await;
         assert_eq!(done["data"]["release_revision"], revision);
         assert_eq!(
             db_password(&rc, &tenant).await,
@@ -440,12 +461,6 @@ async fn a_password_generated_at_install_is_kept_by_lookup_through_three_upgrade
             "revision {revision}"
         );
     }
-    let history = releases(&rc.admin, &tenant).await;
-    let statuses: Vec<_> = history.iter().map(|r| (r.version, r.info.status)).collect();
-    assert_eq!(
-        statuses.last(),
-        Some(&(4, ReleaseStatus::Deployed)),
-        "{statuses:?}"
-    );
+    statuses_ending_deployed(&rc, &tenant, 4).await;
     rc.wait_idle().await;
 }

@@ -119,13 +119,13 @@ fn to_map(object: &DynamicObject) -> Map<String, Value> {
 }
 
 impl helm::Lookup for ClusterLookup {
-    fn lookup(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Map<String, Value>, String> {
+    fn lookup(&self, query: &helm::LookupQuery<'_>) -> Result<Map<String, Value>, String> {
+        let helm::LookupQuery {
+            api_version,
+            kind,
+            namespace,
+            name,
+        } = *query;
         // Nothing outside the tenant's namespace is read, not even discovery.
         if namespace != self.namespace {
             return Ok(Map::new());

@@ -41,8 +41,8 @@ pub use dependencies::process_dependencies;
 pub use kube_version::{IncompatibleChart, KubeVersion, check_kube_version};
 pub use manifest::{Manifest, ManifestError, manifests, sort_for_install};
 pub use render::{
-    Capabilities, Lookup, Offline, ReleaseInfo, RenderBudget, RenderError, RenderErrorKind, render,
-    render_within,
+    Capabilities, Lookup, LookupQuery, Offline, ReleaseInfo, RenderBudget, RenderError,
+    RenderErrorKind, render, render_within,
 };
 /// The first YAML document of `text`, read with Go YAML's rules as Helm
 /// reads a values file given with `-f` (JSON included); `None` when the text

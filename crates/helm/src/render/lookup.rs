@@ -22,20 +22,27 @@ use serde_json::{Map, Value};
 /// It is called on the rendering thread, which is not an async runtime's
 /// worker: an implementation may block on IO.
 pub trait Lookup: Send + Sync {
-    /// The object `name` of `kind` in `api_version` (in `namespace` for a
-    /// namespaced kind), or with an empty `name` the list of them, as a
-    /// Kubernetes list object (`apiVersion`, `kind: <Kind>List`, `items`).
+    /// The object `query.name` (or with an empty name the list of them, as
+    /// a Kubernetes list object: `apiVersion`, `kind: <Kind>List`, `items`).
     ///
     /// # Errors
     /// A message for the template's error (`error calling lookup: <msg>`):
     /// a read that failed for another reason than the object's absence.
-    fn lookup(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Map<String, Value>, String>;
+    fn lookup(&self, query: &Query<'_>) -> Result<Map<String, Value>, String>;
+}
+
+/// The arguments of `lookup apiVersion kind namespace name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query<'a> {
+    /// `v1`, `apps/v1`, ...
+    pub api_version: &'a str,
+    /// The kind, e.g. `Secret`.
+    pub kind: &'a str,
+    /// The namespace of a namespaced kind; empty: every namespace (or a
+    /// cluster-scoped kind).
+    pub namespace: &'a str,
+    /// The object's name; empty: the list of every such object.
+    pub name: &'a str,
 }
 
 /// `helm template`'s lookup: no cluster, so nothing is ever found.
@@ -44,7 +51,7 @@ pub struct Offline;
 
 impl Lookup for Offline {
     /// Always an empty map.
-    fn lookup(&self, _: &str, _: &str, _: &str, _: &str) -> Result<Map<String, Value>, String> {
+    fn lookup(&self, _: &Query<'_>) -> Result<Map<String, Value>, String> {
         Ok(Map::new())
     }
 }
@@ -83,13 +90,15 @@ mod tests {
 
     #[test]
     fn offline_finds_nothing() {
-        assert!(
-            Offline
-                .lookup("v1", "Secret", "ns", "x")
-                .unwrap()
-                .is_empty()
-        );
-        assert!(Offline.lookup("v1", "Secret", "", "").unwrap().is_empty());
+        for (namespace, name) in [("ns", "x"), ("", "")] {
+            let query = Query {
+                api_version: "v1",
+                kind: "Secret",
+                namespace,
+                name,
+            };
+            assert!(Offline.lookup(&query).unwrap().is_empty());
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ mod source;
 pub(crate) mod state;
 
 pub use budget::RenderBudget;
-pub use lookup::{Lookup, Offline};
+pub use lookup::{Lookup, Offline, Query as LookupQuery};
 use objects::{Kind, Objects};
 use rewrite::{ParseError, Rewriter};
 use state::{Failure, State};

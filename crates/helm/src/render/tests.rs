@@ -463,15 +463,12 @@ struct OneSecret;
 impl super::Lookup for OneSecret {
     fn lookup(
         &self,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
+        q: &super::lookup::Query<'_>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
         let secret = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "db", "namespace": "ns", "generation": 2},
             "data": {"password": "a2VwdA=="}});
-        let found = match (api_version, kind, namespace, name) {
+        let found = match (q.api_version, q.kind, q.namespace, q.name) {
             (_, "ConfigMap", _, _) => return Err("configmaps is forbidden".into()),
             ("v1", "Secret", "ns", "db") => secret,
             ("v1", "Secret", "ns", "") => json!({"apiVersion": "v1", "kind": "SecretList",

@@ -28,12 +28,12 @@ pub(super) const FUNCS: &[super::FuncSpec] = &[
             let found = cx
                 .state
                 .lookup
-                .lookup(
-                    str_arg(&a[0]),
-                    str_arg(&a[1]),
-                    str_arg(&a[2]),
-                    str_arg(&a[3]),
-                )
+                .lookup(&crate::render::lookup::Query {
+                    api_version: str_arg(&a[0]),
+                    kind: str_arg(&a[1]),
+                    namespace: str_arg(&a[2]),
+                    name: str_arg(&a[3]),
+                })
                 .map_err(FnError::Call)?;
             Ok(crate::render::lookup::to_template_value(
                 &serde_json::Value::Object(found),
