@@ -1,12 +1,18 @@
 //! What an operator scrapes and probes: `/metrics` exposes every family after
 //! sagas ran, `/healthz` answers while the process runs, and `/readyz` turns
 //! unready when NATS goes away and ready again when it is back.
+//!
+//! A test binary of its own: the metrics are the process's, and the test
+//! asserts that its gauges (sagas in flight, leases held) are back to zero,
+//! which other tests' sagas running in the same process would falsify.
+
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::*;
 use kube_double::FaultRule;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `GET path` on `addr`: (status code, body).

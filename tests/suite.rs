@@ -5,7 +5,8 @@
 //! Separate binaries, each for a reason: `crash` (needs the `failpoints`
 //! feature), `tracing` (installs a process-wide tracing subscriber),
 //! `torture_kill` and `torture_cluster` (long forms run on their own),
-//! `real_cluster` (runs against TENANT_WORKER_TEST_KUBECONFIG's cluster alone).
+//! `real_cluster` (runs against TENANT_WORKER_TEST_KUBECONFIG's cluster alone),
+//! `operations` (asserts the process-wide metric gauges go back to zero).
 
 mod support;
 
@@ -16,7 +17,6 @@ mod embedded_api;
 mod helm_diff;
 mod manifests;
 mod nats_auth;
-mod operations;
 mod provisioning;
 mod race;
 mod reconcile;
